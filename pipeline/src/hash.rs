@@ -1,0 +1,91 @@
+//! Perceptual hashes (64-bit pHash and dHash, `image_hasher`) computed from a small
+//! pre-shrunk copy, so hashing costs microseconds whatever the photo's size.
+
+use fast_image_resize::Resizer;
+use image::{DynamicImage, RgbImage};
+use image_hasher::{HashAlg, Hasher, HasherConfig};
+
+use crate::infer::preprocess::resize_rgb;
+use crate::record::Hashes;
+
+/// Side of the square copy the hashes are computed from (4× the 16-px DCT input).
+pub const SHRINK_SIDE: u32 = 64;
+
+/// Computes both hashes; one per worker thread (it keeps scratch buffers).
+pub struct PerceptualHasher {
+    phash: Hasher,
+    dhash: Hasher,
+    resizer: Resizer,
+}
+
+impl std::fmt::Debug for PerceptualHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PerceptualHasher")
+    }
+}
+
+impl Default for PerceptualHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PerceptualHasher {
+    /// pHash: median of the 8×8 low frequencies of a DCT; dHash: horizontal gradients.
+    pub fn new() -> Self {
+        Self {
+            phash: HasherConfig::new()
+                .hash_size(8, 8)
+                .hash_alg(HashAlg::Median)
+                .preproc_dct()
+                .to_hasher(),
+            dhash: HasherConfig::new().hash_size(8, 8).hash_alg(HashAlg::Gradient).to_hasher(),
+            resizer: Resizer::new(),
+        }
+    }
+
+    /// Hashes an RGB image.
+    pub fn hash(&mut self, img: &RgbImage) -> Hashes {
+        let small = resize_rgb(&mut self.resizer, img, SHRINK_SIDE, SHRINK_SIDE);
+        let grey = DynamicImage::ImageRgb8(small).to_luma8();
+        Hashes {
+            phash: to_u64(self.phash.hash_image(&grey).as_bytes()),
+            dhash: to_u64(self.dhash.hash_image(&grey).as_bytes()),
+        }
+    }
+}
+
+fn to_u64(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
+    u64::from_be_bytes(b)
+}
+
+/// Number of differing bits between two 64-bit hashes.
+pub fn distance(a: u64, b: u64) -> u32 {
+    (a ^ b).count_ones()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo(name: &str) -> RgbImage {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/demo/images/").to_string() + name;
+        image::open(path).unwrap().to_rgb8()
+    }
+
+    #[test]
+    fn resized_copy_hashes_close_and_different_photo_far() {
+        let mut h = PerceptualHasher::new();
+        let cat = demo("skimage_chelsea.png");
+        let a = h.hash(&cat);
+        let half = image::imageops::resize(&cat, cat.width() / 2, cat.height() / 2, image::imageops::FilterType::Triangle);
+        let b = h.hash(&half);
+        let c = h.hash(&demo("skimage_coffee.jpg"));
+        assert!(distance(a.phash, b.phash) <= 4, "{:016x} {:016x}", a.phash, b.phash);
+        assert!(distance(a.dhash, b.dhash) <= 6, "{:016x} {:016x}", a.dhash, b.dhash);
+        assert!(distance(a.phash, c.phash) > 16);
+        assert!(distance(a.dhash, c.dhash) > 16);
+    }
+}

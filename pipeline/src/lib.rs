@@ -1,0 +1,13 @@
+//! tusk: recognise wildlife products in listing photos and X-ray scans, hash the pictures, and
+//! keep every result.
+//!
+//! Data flows one way: [`source`] → [`decode`] → [`infer`] → [`hash`] → [`sink`], joined by
+//! [`pipeline`]'s bounded worker pool. The CLI (`src/main.rs`) only parses flags and calls in.
+
+pub mod decode;
+pub mod hash;
+pub mod infer;
+pub mod pipeline;
+pub mod record;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,344 @@
+//! The `tusk` command line: parses flags, calls the library, prints a summary. Nothing else.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tusk::decode::DecodeLimits;
+use tusk::infer::{manifest, Model, ModelError};
+use tusk::pipeline::{self, Progress, ScanError, ScanOptions};
+use tusk::record::Record;
+use tusk::source::{Kind, SourceSpec};
+
+/// tusk finds wildlife products (ivory, pangolin scales, live reptiles) in listing photos and
+/// parcel X-ray scans, hashes every picture, and stores the results.
+#[derive(Debug, Parser)]
+#[command(name = "tusk", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Recognise, hash and store every image of a folder or JSONL manifest.
+    Scan(ScanArgs),
+    /// List the models under the models folder and check that each one loads.
+    Models(ModelsArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Listing,
+    Xray,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProgressArg {
+    /// A bar on a terminal, log lines otherwise.
+    Auto,
+    /// Always a bar.
+    Bar,
+    /// Plain log lines every few seconds.
+    Log,
+    /// Nothing until the summary.
+    Off,
+}
+
+#[derive(Debug, Args)]
+struct ModelsArgs {
+    /// Folder holding one sub-folder per model, each with a model.toml.
+    #[arg(long, env = "TUSK_MODELS", default_value = "models")]
+    models: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ScanArgs {
+    /// A folder (walked recursively for jpg, png, webp, tiff, gif, bmp) or a JSONL manifest
+    /// (one {"uri": …, "kind": …, "listing_id": …, "seller_id": …, "platform": …, "meta": …} per line).
+    source: PathBuf,
+    /// SQLite database to store results in (created if missing).
+    #[arg(long, default_value = "tusk.db")]
+    db: PathBuf,
+    /// Also append one JSON line per processed object to this file.
+    #[arg(long)]
+    jsonl: Option<PathBuf>,
+    /// Folder holding one sub-folder per model, each with a model.toml.
+    #[arg(long, env = "TUSK_MODELS", default_value = "models")]
+    models: PathBuf,
+    /// Run only these models (by name, repeatable); default: every model for the object's kind.
+    #[arg(long = "model")]
+    only_models: Vec<String>,
+    /// Kind of objects in a folder, and of manifest lines that do not say.
+    #[arg(long, value_enum, default_value = "listing")]
+    kind: KindArg,
+    /// Threads that read, decode, hash and preprocess images [default: number of cores].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Inference workers, each with its own ONNX Runtime sessions.
+    #[arg(long, default_value_t = 1)]
+    infer_workers: usize,
+    /// ONNX Runtime threads per session [default: number of cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Largest inference batch.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Milliseconds an inference worker waits to fill a batch.
+    #[arg(long, default_value_t = 5)]
+    batch_wait_ms: u64,
+    /// Capacity of each queue between stages.
+    #[arg(long, default_value_t = 64)]
+    queue: usize,
+    /// Largest image width accepted, in pixels.
+    #[arg(long, default_value_t = DecodeLimits::default().max_width)]
+    max_width: u32,
+    /// Largest image height accepted, in pixels.
+    #[arg(long, default_value_t = DecodeLimits::default().max_height)]
+    max_height: u32,
+    /// Largest width × height accepted.
+    #[arg(long, default_value_t = DecodeLimits::default().max_pixels)]
+    max_pixels: u64,
+    /// Largest allocation the decoder may make, in MiB.
+    #[arg(long, default_value_t = DecodeLimits::default().max_alloc / (1024 * 1024))]
+    max_alloc_mb: u64,
+    /// Largest file read, in MiB.
+    #[arg(long, default_value_t = DecodeLimits::default().max_file_bytes / (1024 * 1024))]
+    max_file_mb: u64,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: ProgressArg,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TUSK_LOG").unwrap_or_else(|_| "tusk=info,warn".into()),
+        )
+        .init();
+    match cli.command {
+        Command::Scan(args) => scan(args),
+        Command::Models(args) => models(args),
+    }
+}
+
+/// Setup problems (missing runtime, bad manifest) exit 2; failures during a run exit 1.
+fn exit_code(e: &ScanError) -> u8 {
+    match e {
+        ScanError::Model(_) | ScanError::UnknownModel(_) => 2,
+        _ => 1,
+    }
+}
+
+fn models(args: ModelsArgs) -> ExitCode {
+    let manifests = match manifest::discover(&args.models) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut ok = true;
+    for m in &manifests {
+        let labels: Vec<String> = m.labels.iter().map(|l| format!("{}≥{}", l.name, l.threshold)).collect();
+        let kinds: Vec<&str> = m.kinds.iter().map(|k| k.as_str()).collect();
+        let status = match Model::load(m, 1) {
+            Ok(_) => "ok".to_string(),
+            Err(e @ ModelError::Runtime { .. }) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                ok = false;
+                format!("ERROR: {e}")
+            }
+        };
+        println!("{} {} [{}] kinds={} labels={} — {status}", m.name, m.version, m.sha256.get(..12).unwrap_or(""), kinds.join(","), labels.join(","));
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(2) }
+}
+
+fn scan(args: ScanArgs) -> ExitCode {
+    let kind = match args.kind {
+        KindArg::Listing => Kind::Listing,
+        KindArg::Xray => Kind::Xray,
+    };
+    let source = match SourceSpec::from_path(&args.source, kind) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: source {}: {e}", args.source.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut opts = ScanOptions::new(source, args.db.clone(), args.models.clone());
+    opts.jsonl = args.jsonl.clone();
+    opts.only_models = args.only_models.clone();
+    if let Some(w) = args.workers {
+        opts.decode_workers = w.max(1);
+    }
+    if let Some(t) = args.threads {
+        opts.threads = t.max(1);
+    }
+    opts.infer_workers = args.infer_workers.max(1);
+    opts.batch = args.batch.max(1);
+    opts.batch_wait = Duration::from_millis(args.batch_wait_ms);
+    opts.queue = args.queue.max(1);
+    opts.limits = DecodeLimits {
+        max_width: args.max_width,
+        max_height: args.max_height,
+        max_pixels: args.max_pixels,
+        max_alloc: args.max_alloc_mb.saturating_mul(1024 * 1024),
+        max_file_bytes: args.max_file_mb.saturating_mul(1024 * 1024),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let progress: Arc<CliProgress> = Arc::new(CliProgress::new(args.progress));
+    let result = runtime.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ntusk: stopping — finishing the objects in flight (Ctrl-C again to abort)");
+                flag.store(true, Ordering::Relaxed);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        pipeline::scan(opts, stop, progress.clone()).await
+    });
+    progress.finish();
+    match result {
+        Ok(s) => {
+            println!(
+                "tusk scan: {} processed, {} skipped (already done), {} failed in {:.2} s ({:.1} images/s)",
+                s.processed,
+                s.skipped,
+                s.failed,
+                s.elapsed.as_secs_f64(),
+                s.images_per_sec()
+            );
+            if s.by_label.is_empty() {
+                println!("  detections: none");
+            }
+            for (label, n) in &s.by_label {
+                println!("  detections: {label} {n}");
+            }
+            for (reason, n) in &s.failures {
+                println!("  failures: {reason} {n}");
+            }
+            print!("  store: {} (run {})", args.db.display(), s.run_id);
+            match &args.jsonl {
+                Some(j) => println!(", jsonl: {}", j.display()),
+                None => println!(),
+            }
+            if s.interrupted {
+                println!("  interrupted: rerun the same command to finish");
+                ExitCode::from(130)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// A progress bar on a terminal, or a log line every five seconds.
+struct CliProgress {
+    bar: Option<indicatif::ProgressBar>,
+    log: bool,
+    done: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
+    started: Instant,
+    last_log: std::sync::Mutex<Instant>,
+}
+
+impl CliProgress {
+    fn new(mode: ProgressArg) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let bar = matches!(mode, ProgressArg::Bar) || (matches!(mode, ProgressArg::Auto) && tty);
+        let bar = bar.then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed} {pos} images ({per_sec}) {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        Self {
+            log: matches!(mode, ProgressArg::Log) || (matches!(mode, ProgressArg::Auto) && !tty),
+            bar,
+            done: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            started: Instant::now(),
+            last_log: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    fn tick(&self) {
+        let (done, skipped, failed) = (
+            self.done.load(Ordering::Relaxed),
+            self.skipped.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        );
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+            b.set_message(format!("{skipped} skipped, {failed} failed"));
+        } else if self.log {
+            let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= Duration::from_secs(5) {
+                *last = Instant::now();
+                let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+                tracing::info!("{done} processed, {skipped} skipped, {failed} failed ({rate:.1} images/s)");
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for CliProgress {
+    fn skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.tick();
+    }
+
+    fn stored(&self, record: &Record) {
+        if record.failure.is_some() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.done.fetch_add(1, Ordering::Relaxed);
+        self.tick();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

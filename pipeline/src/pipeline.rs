@@ -1,0 +1,667 @@
+//! The worker pool that joins the stages: source → plan (skip what is done) → read, decode,
+//! hash and preprocess (blocking threads) → batched inference (one session set per worker) →
+//! sink (one writer). Every channel is bounded, so memory does not grow with the source.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_channel::{bounded, Receiver, Sender};
+use fast_image_resize::Resizer;
+
+use crate::decode::{decode, DecodeLimits};
+use crate::hash::PerceptualHasher;
+use crate::infer::{manifest, preprocess, Model, ModelError, ModelManifest};
+use crate::record::{Detection, Failure, Record, Stage};
+use crate::sink::sqlite::{RunCounts, RunStatus};
+use crate::sink::{JsonlSink, Store, StoreError};
+use crate::source::{file_fingerprint, Entry, Item, Kind, Location, SourceSpec};
+
+/// Everything a scan needs to know; built by the CLI, plain data.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Where objects come from.
+    pub source: SourceSpec,
+    /// SQLite database path.
+    pub db: PathBuf,
+    /// Optional JSONL output (appended to).
+    pub jsonl: Option<PathBuf>,
+    /// Folder holding `<name>/model.toml` model folders.
+    pub models_dir: PathBuf,
+    /// Only these models (by name); all when empty.
+    pub only_models: Vec<String>,
+    /// Threads reading, decoding, hashing and preprocessing.
+    pub decode_workers: usize,
+    /// Inference workers, each with its own sessions.
+    pub infer_workers: usize,
+    /// ONNX Runtime intra-op threads per session.
+    pub threads: usize,
+    /// Largest inference batch.
+    pub batch: usize,
+    /// How long an inference worker waits to fill a batch.
+    pub batch_wait: Duration,
+    /// Capacity of each queue between stages.
+    pub queue: usize,
+    /// Decoder limits.
+    pub limits: DecodeLimits,
+}
+
+impl ScanOptions {
+    /// Defaults sized to this machine's cores.
+    pub fn new(source: SourceSpec, db: PathBuf, models_dir: PathBuf) -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self {
+            source,
+            db,
+            jsonl: None,
+            models_dir,
+            only_models: Vec::new(),
+            decode_workers: cores,
+            infer_workers: 1,
+            threads: cores,
+            batch: 8,
+            batch_wait: Duration::from_millis(5),
+            queue: 64,
+            limits: DecodeLimits::default(),
+        }
+    }
+}
+
+/// Hears about progress; the CLI draws a bar or logs, tests count.
+pub trait Progress: Send + Sync {
+    /// An object was already done and skipped.
+    fn skipped(&self);
+    /// A record was stored.
+    fn stored(&self, record: &Record);
+}
+
+/// A progress listener that ignores everything.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn skipped(&self) {}
+    fn stored(&self, _: &Record) {}
+}
+
+/// What a scan did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// The run's id in the store.
+    pub run_id: i64,
+    /// Objects processed to a result in this run.
+    pub processed: u64,
+    /// Objects skipped as already done.
+    pub skipped: u64,
+    /// Failure records written.
+    pub failed: u64,
+    /// Objects with a detection, per label.
+    pub by_label: BTreeMap<String, u64>,
+    /// Failures per `stage/reason`.
+    pub failures: BTreeMap<String, u64>,
+    /// Wall time of the scan.
+    pub elapsed: Duration,
+    /// True when Ctrl-C stopped it early.
+    pub interrupted: bool,
+}
+
+impl Summary {
+    /// Processed objects per second of wall time.
+    pub fn images_per_sec(&self) -> f64 {
+        self.processed as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Why a scan could not run or finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    /// A model could not be loaded (or ONNX Runtime is missing).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The source could not be read.
+    #[error("source {path}: {source}")]
+    Source {
+        /// The source.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The JSONL file could not be written.
+    #[error("JSONL output {path}: {source}")]
+    Jsonl {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// No model matches `--model`.
+    #[error("no model named {0:?} under the models folder")]
+    UnknownModel(Vec<String>),
+    /// A worker task died unexpectedly.
+    #[error("worker failed: {0}")]
+    Worker(String),
+}
+
+/// An object whose file was found and is not done yet.
+struct Job {
+    item: Item,
+    fingerprint: String,
+}
+
+/// A decoded object with one input tensor per model that applies to it.
+struct Prepared {
+    record: Record,
+    tensors: Vec<(usize, Vec<f32>)>,
+}
+
+enum SinkMsg {
+    Skipped,
+    Record(Box<Record>),
+}
+
+/// Loads the model manifests a scan will use.
+pub fn load_manifests(opts: &ScanOptions) -> Result<Vec<ModelManifest>, ScanError> {
+    let all = manifest::discover(&opts.models_dir)?;
+    if opts.only_models.is_empty() {
+        return Ok(all);
+    }
+    let missing: Vec<String> = opts
+        .only_models
+        .iter()
+        .filter(|n| !all.iter().any(|m| &m.name == *n))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(ScanError::UnknownModel(missing));
+    }
+    Ok(all.into_iter().filter(|m| opts.only_models.contains(&m.name)).collect())
+}
+
+/// Runs a scan to the end of the source, or until `stop` is set (then in-flight objects are
+/// finished and written, queued ones are left for the next run).
+pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Progress>) -> Result<Summary, ScanError> {
+    let started = Instant::now();
+    let manifests = load_manifests(&opts)?;
+    let infer_workers = opts.infer_workers.max(1);
+    let threads = opts.threads.max(1);
+    let to_load = manifests.clone();
+    let mut worker_models: Vec<Vec<Model>> = tokio::task::spawn_blocking(move || {
+        (0..infer_workers)
+            .map(|_| to_load.iter().map(|m| Model::load(m, threads)).collect::<Result<Vec<_>, _>>())
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| ScanError::Worker(e.to_string()))??;
+
+    let store = Store::open(&opts.db).await?;
+    let (run_id, ids) = store.begin_run(&opts.source.describe(), &manifests).await?;
+    let model_ids: BTreeMap<String, i64> = manifests.iter().map(|m| m.name.clone()).zip(ids.iter().copied()).collect();
+    let mut by_kind: HashMap<Kind, Vec<usize>> = HashMap::new();
+    for kind in [Kind::Listing, Kind::Xray] {
+        by_kind.insert(kind, (0..manifests.len()).filter(|i| manifests[*i].kinds.contains(&kind)).collect());
+    }
+    let by_kind = Arc::new(by_kind);
+    let manifests = Arc::new(manifests);
+
+    let queue = opts.queue.max(1);
+    let (entry_tx, entry_rx) = bounded::<Entry>(queue);
+    let (job_tx, job_rx) = bounded::<Job>(queue);
+    let (prep_tx, prep_rx) = bounded::<Prepared>((opts.batch.max(1) * infer_workers * 2).max(2));
+    let (out_tx, out_rx) = bounded::<SinkMsg>(queue);
+
+    let source = opts.source.clone();
+    let source_stop = stop.clone();
+    let source_task = tokio::task::spawn_blocking(move || {
+        source.walk(&mut |e| !source_stop.load(Ordering::Relaxed) && entry_tx.send_blocking(e).is_ok())
+    });
+
+    let planner = tokio::spawn(plan(
+        entry_rx,
+        job_tx,
+        out_tx.clone(),
+        store.clone(),
+        by_kind.clone(),
+        ids.clone(),
+        stop.clone(),
+    ));
+
+    let mut decoders = Vec::new();
+    for _ in 0..opts.decode_workers.max(1) {
+        let (job_rx, prep_tx, out_tx) = (job_rx.clone(), prep_tx.clone(), out_tx.clone());
+        let (manifests, by_kind, stop, limits) = (manifests.clone(), by_kind.clone(), stop.clone(), opts.limits);
+        decoders.push(tokio::task::spawn_blocking(move || {
+            decode_worker(job_rx, prep_tx, out_tx, &manifests, &by_kind, &limits, &stop)
+        }));
+    }
+    drop((job_rx, prep_tx));
+
+    let mut inferers = Vec::new();
+    for models in worker_models.drain(..) {
+        let (prep_rx, out_tx) = (prep_rx.clone(), out_tx.clone());
+        inferers.push(tokio::spawn(infer_worker(prep_rx, out_tx, models, opts.batch.max(1), opts.batch_wait)));
+    }
+    drop((prep_rx, out_tx));
+
+    let jsonl = match &opts.jsonl {
+        Some(p) => Some(JsonlSink::open(p).map_err(|source| ScanError::Jsonl {
+            path: p.display().to_string(),
+            source,
+        })?),
+        None => None,
+    };
+    let jsonl_path = opts.jsonl.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let sink = sink(out_rx, store.clone(), run_id, model_ids, jsonl, jsonl_path, progress);
+    let sink_result = sink.await;
+
+    let join_err = |e: tokio::task::JoinError| ScanError::Worker(e.to_string());
+    let source_result = source_task.await.map_err(join_err)?;
+    planner.await.map_err(join_err)??;
+    for d in decoders {
+        d.await.map_err(join_err)?;
+    }
+    for i in inferers {
+        i.await.map_err(join_err)?;
+    }
+    let interrupted = stop.load(Ordering::Relaxed);
+    let mut summary = match sink_result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = store.finish_run(run_id, RunStatus::Failed, RunCounts::default()).await;
+            return Err(e);
+        }
+    };
+    summary.run_id = run_id;
+    summary.interrupted = interrupted;
+    summary.elapsed = started.elapsed();
+    let counts = RunCounts {
+        processed: summary.processed,
+        skipped: summary.skipped,
+        failed: summary.failed,
+    };
+    if let Err(source) = source_result {
+        store.finish_run(run_id, RunStatus::Failed, counts).await?;
+        return Err(ScanError::Source {
+            path: opts.source.describe(),
+            source,
+        });
+    }
+    let status = if interrupted { RunStatus::Interrupted } else { RunStatus::Done };
+    store.finish_run(run_id, status, counts).await?;
+    Ok(summary)
+}
+
+/// Stats each item, skips the ones already done, and queues the rest.
+async fn plan(
+    entries: Receiver<Entry>,
+    jobs: Sender<Job>,
+    out: Sender<SinkMsg>,
+    store: Store,
+    by_kind: Arc<HashMap<Kind, Vec<usize>>>,
+    ids: Vec<i64>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), ScanError> {
+    while let Ok(entry) = entries.recv().await {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let item = match entry {
+            Entry::Item(item) => item,
+            Entry::Rejected(r) => {
+                let failure = Failure {
+                    stage: Stage::Source,
+                    reason: r.reason.into(),
+                    message: r.message,
+                };
+                let record = Record::failed(r.uri, None, Default::default(), failure);
+                if out.send(SinkMsg::Record(Box::new(record))).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Location::File(path) = &item.location;
+        let fingerprint = match tokio::fs::metadata(path).await {
+            Ok(m) if m.is_file() => file_fingerprint(&m),
+            Ok(_) => {
+                let f = read_failure("not_a_file", format!("{} is not a regular file", path.display()));
+                let record = Record::failed(item.uri, None, item.meta, f);
+                if out.send(SinkMsg::Record(Box::new(record))).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Err(e) => {
+                let record = Record::failed(item.uri, None, item.meta, io_failure(&e, path));
+                if out.send(SinkMsg::Record(Box::new(record))).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let needed: Vec<i64> = by_kind[&item.meta.kind].iter().map(|i| ids[*i]).collect();
+        let sent = if store.is_done(&item.uri, &fingerprint, &needed).await? {
+            out.send(SinkMsg::Skipped).await.is_ok()
+        } else {
+            jobs.send(Job { item, fingerprint }).await.is_ok()
+        };
+        if !sent {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn read_failure(reason: &str, message: String) -> Failure {
+    Failure {
+        stage: Stage::Read,
+        reason: reason.into(),
+        message,
+    }
+}
+
+fn io_failure(e: &std::io::Error, path: &std::path::Path) -> Failure {
+    let reason = match e.kind() {
+        std::io::ErrorKind::NotFound => "not_found",
+        std::io::ErrorKind::PermissionDenied => "permission_denied",
+        _ => "io_error",
+    };
+    read_failure(reason, format!("{}: {e}", path.display()))
+}
+
+/// Per-thread scratch state of a decode worker.
+struct DecodeScratch {
+    hasher: PerceptualHasher,
+    resizer: Resizer,
+    buf: Vec<u8>,
+}
+
+fn decode_worker(
+    jobs: Receiver<Job>,
+    prepared: Sender<Prepared>,
+    out: Sender<SinkMsg>,
+    manifests: &[ModelManifest],
+    by_kind: &HashMap<Kind, Vec<usize>>,
+    limits: &DecodeLimits,
+    stop: &AtomicBool,
+) {
+    let mut scratch = DecodeScratch {
+        hasher: PerceptualHasher::new(),
+        resizer: Resizer::new(),
+        buf: Vec::new(),
+    };
+    while let Ok(job) = jobs.recv_blocking() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let uri = job.item.uri.clone();
+        let (fingerprint, meta) = (job.fingerprint.clone(), job.item.meta.clone());
+        let models = &by_kind[&job.item.meta.kind];
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            prepare(job, manifests, models, limits, &mut scratch)
+        }))
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "decoder panicked".into());
+            scratch = DecodeScratch {
+                hasher: PerceptualHasher::new(),
+                resizer: Resizer::new(),
+                buf: Vec::new(),
+            };
+            Err(Box::new(Record::failed(
+                uri.clone(),
+                Some(fingerprint),
+                meta,
+                Failure {
+                    stage: Stage::Decode,
+                    reason: "decoder_panic".into(),
+                    message,
+                },
+            )))
+        });
+        let sent = match outcome {
+            Ok(p) if !p.tensors.is_empty() => prepared.send_blocking(p).is_ok(),
+            Ok(p) => out.send_blocking(SinkMsg::Record(Box::new(p.record))).is_ok(),
+            Err(record) => {
+                if let Some(f) = &record.failure {
+                    tracing::debug!(uri = %record.uri, stage = f.stage.as_str(), reason = %f.reason, "{}", f.message);
+                }
+                out.send_blocking(SinkMsg::Record(record)).is_ok()
+            }
+        };
+        if !sent {
+            break;
+        }
+    }
+}
+
+/// Reads, decodes, hashes and preprocesses one object.
+fn prepare(
+    job: Job,
+    manifests: &[ModelManifest],
+    models: &[usize],
+    limits: &DecodeLimits,
+    scratch: &mut DecodeScratch,
+) -> Result<Prepared, Box<Record>> {
+    let Job { item, fingerprint } = job;
+    let Location::File(path) = &item.location;
+    let fail = |failure: Failure| Box::new(Record::failed(item.uri.clone(), Some(fingerprint.clone()), item.meta.clone(), failure));
+    let read = (|| -> std::io::Result<Option<u64>> {
+        let mut file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        if len > limits.max_file_bytes {
+            return Ok(Some(len));
+        }
+        scratch.buf.clear();
+        file.read_to_end(&mut scratch.buf)?;
+        Ok(None)
+    })();
+    match read {
+        Err(e) => return Err(fail(io_failure(&e, path))),
+        Ok(Some(len)) => {
+            return Err(fail(read_failure(
+                "file_too_large",
+                format!("{len} bytes is over --max-file-mb ({} bytes)", limits.max_file_bytes),
+            )))
+        }
+        Ok(None) => {}
+    }
+    let decoded = decode(&scratch.buf, limits).map_err(|e| {
+        fail(Failure {
+            stage: Stage::Decode,
+            reason: e.reason().into(),
+            message: e.to_string(),
+        })
+    })?;
+    // Keep the read buffer from pinning memory after one huge file.
+    if scratch.buf.capacity() > 32 * 1024 * 1024 {
+        scratch.buf = Vec::new();
+    }
+    let rgb = decoded.rgb;
+    let hashes = scratch.hasher.hash(&rgb);
+    let tensors = models
+        .iter()
+        .map(|&i| (i, preprocess::prepare(&mut scratch.resizer, &rgb, &manifests[i].input).0))
+        .collect();
+    let mut record = Record::new(item.uri, Some(fingerprint), item.meta);
+    record.width = Some(rgb.width());
+    record.height = Some(rgb.height());
+    record.hashes = Some(hashes);
+    Ok(Prepared { record, tensors })
+}
+
+/// Collects small batches, runs them on this worker's own sessions, forwards records.
+async fn infer_worker(
+    prepared: Receiver<Prepared>,
+    out: Sender<SinkMsg>,
+    mut models: Vec<Model>,
+    batch: usize,
+    wait: Duration,
+) {
+    while let Ok(first) = prepared.recv().await {
+        let mut items = vec![first];
+        let deadline = tokio::time::Instant::now() + wait;
+        while items.len() < batch {
+            match tokio::time::timeout_at(deadline, prepared.recv()).await {
+                Ok(Ok(p)) => items.push(p),
+                _ => break,
+            }
+        }
+        let joined = tokio::task::spawn_blocking(move || {
+            let records = run_batch(&mut models, items);
+            (models, records)
+        })
+        .await;
+        let records;
+        (models, records) = match joined {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!("inference worker died: {e}");
+                return;
+            }
+        };
+        for r in records {
+            if out.send(SinkMsg::Record(Box::new(r))).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs every model over the items it applies to, in batches, and fills in the records.
+fn run_batch(models: &mut [Model], items: Vec<Prepared>) -> Vec<Record> {
+    let mut records: Vec<Record> = Vec::with_capacity(items.len());
+    let mut tensors: Vec<Vec<(usize, Vec<f32>)>> = Vec::with_capacity(items.len());
+    for p in items {
+        records.push(p.record);
+        tensors.push(p.tensors);
+    }
+    for (mi, model) in models.iter_mut().enumerate() {
+        let users: Vec<usize> = (0..records.len())
+            .filter(|&r| tensors[r].iter().any(|(m, _)| *m == mi))
+            .collect();
+        for chunk in users.chunks(model.max_batch.max(1)) {
+            let mut data = Vec::with_capacity(chunk.len() * preprocess::tensor_len(&model.manifest.input));
+            for &r in chunk {
+                let t = &tensors[r].iter().find(|(m, _)| *m == mi).expect("filtered above").1;
+                data.extend_from_slice(t);
+            }
+            match model.run(&data, chunk.len()) {
+                Ok(probs) => {
+                    for (&r, p) in chunk.iter().zip(probs) {
+                        let scores = model.label_scores(&p);
+                        let record = &mut records[r];
+                        let name = model.manifest.name.clone();
+                        let mut by_label = BTreeMap::new();
+                        for (label, score) in model.manifest.labels.iter().zip(scores) {
+                            by_label.insert(label.name.clone(), score);
+                            if score >= label.threshold {
+                                record.detections.push(Detection {
+                                    model: name.clone(),
+                                    label: label.name.clone(),
+                                    score,
+                                    bbox: None,
+                                });
+                            }
+                        }
+                        record.scores.insert(name, by_label);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(model = %model.manifest.name, "inference failed: {e}");
+                    for &r in chunk {
+                        records[r].failure = Some(Failure {
+                            stage: Stage::Infer,
+                            reason: "inference_error".into(),
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for r in &mut records {
+        if r.failure.is_some() {
+            r.scores.clear();
+            r.detections.clear();
+        }
+    }
+    records
+}
+
+/// The single writer: batches records into store transactions and JSONL lines.
+async fn sink(
+    input: Receiver<SinkMsg>,
+    store: Store,
+    run_id: i64,
+    model_ids: BTreeMap<String, i64>,
+    mut jsonl: Option<JsonlSink>,
+    jsonl_path: String,
+    progress: Arc<dyn Progress>,
+) -> Result<Summary, ScanError> {
+    const MAX_PENDING: usize = 256;
+    let mut summary = Summary::default();
+    let mut pending: Vec<Record> = Vec::with_capacity(MAX_PENDING);
+    loop {
+        let next = tokio::time::timeout(Duration::from_millis(250), input.recv()).await;
+        let closed = match next {
+            Ok(Ok(SinkMsg::Skipped)) => {
+                summary.skipped += 1;
+                progress.skipped();
+                false
+            }
+            Ok(Ok(SinkMsg::Record(r))) => {
+                pending.push(*r);
+                false
+            }
+            Ok(Err(_)) => true,
+            Err(_) => false,
+        };
+        let due = closed || pending.len() >= MAX_PENDING || (next_is_idle(&input) && !pending.is_empty());
+        if due && !pending.is_empty() {
+            if let Some(j) = jsonl.as_mut() {
+                j.write(&pending).map_err(|source| ScanError::Jsonl {
+                    path: jsonl_path.clone(),
+                    source,
+                })?;
+            }
+            store.write(run_id, &pending, &model_ids).await?;
+            for r in pending.drain(..) {
+                match &r.failure {
+                    Some(f) => {
+                        summary.failed += 1;
+                        *summary.failures.entry(format!("{}/{}", f.stage.as_str(), f.reason)).or_default() += 1;
+                    }
+                    None => {
+                        summary.processed += 1;
+                        let mut labels: Vec<&str> = r.detections.iter().map(|d| d.label.as_str()).collect();
+                        labels.sort_unstable();
+                        labels.dedup();
+                        for l in labels {
+                            *summary.by_label.entry(l.to_string()).or_default() += 1;
+                        }
+                    }
+                }
+                progress.stored(&r);
+            }
+        }
+        if closed {
+            return Ok(summary);
+        }
+    }
+}
+
+/// True when nothing is waiting, so a partial batch is worth writing now.
+fn next_is_idle(input: &Receiver<SinkMsg>) -> bool {
+    input.is_empty()
+}

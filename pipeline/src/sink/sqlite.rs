@@ -1,0 +1,323 @@
+//! The SQLite store (sqlx, embedded migrations): runs, models, objects, results, failures.
+//! Writes go in batches, one transaction each; the primary keys make reruns idempotent.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::infer::ModelManifest;
+use crate::record::Record;
+
+/// Why the store failed; fatal for a run (results cannot be kept).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened or created.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The database path.
+        path: String,
+        /// sqlx's error.
+        source: sqlx::Error,
+    },
+    /// Migrations failed (often: a database from a newer tusk).
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// How a run ended, as stored in `runs.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Every object was handled.
+    Done,
+    /// Stopped by Ctrl-C; a rerun resumes.
+    Interrupted,
+    /// Stopped by an error.
+    Failed,
+}
+
+impl RunStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Done => "done",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Counts stored with a finished run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    /// Objects processed to a result.
+    pub processed: u64,
+    /// Objects skipped because they were already done.
+    pub skipped: u64,
+    /// Failure records written.
+    pub failed: u64,
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for queries outside the pipeline (tests, reports).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Records a new run and the models it uses; returns the run id and each model's id.
+    pub async fn begin_run(&self, source: &str, models: &[ModelManifest]) -> Result<(i64, Vec<i64>), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (tusk_version, source, status) VALUES (?, ?, 'running') RETURNING id",
+        )
+        .bind(env!("CARGO_PKG_VERSION"))
+        .bind(source)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut ids = Vec::with_capacity(models.len());
+        for m in models {
+            let thresholds: BTreeMap<&str, f32> = m.labels.iter().map(|l| (l.name.as_str(), l.threshold)).collect();
+            let task = serde_json::to_value(m.task).map(|v| v.as_str().unwrap_or("").to_string()).unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO models (name, version, sha256, task, thresholds) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (name, version, sha256) DO UPDATE SET thresholds = excluded.thresholds",
+            )
+            .bind(&m.name)
+            .bind(&m.version)
+            .bind(m.sha256.to_ascii_lowercase())
+            .bind(task)
+            .bind(serde_json::to_string(&thresholds).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+            let id: i64 = sqlx::query_scalar("SELECT id FROM models WHERE name = ? AND version = ? AND sha256 = ?")
+                .bind(&m.name)
+                .bind(&m.version)
+                .bind(m.sha256.to_ascii_lowercase())
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query("INSERT OR IGNORE INTO run_models (run_id, model_id) VALUES (?, ?)")
+                .bind(run_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok((run_id, ids))
+    }
+
+    /// Marks a run finished with its counts.
+    pub async fn finish_run(&self, run_id: i64, status: RunStatus, counts: RunCounts) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET status = ?, processed = ?, skipped = ?, failed = ?,
+             finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(counts.processed as i64)
+        .bind(counts.skipped as i64)
+        .bind(counts.failed as i64)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// True when nothing is left to do for this object version: every model in `model_ids`
+    /// has a result, or decoding these exact bytes already failed (which would fail again).
+    pub async fn is_done(&self, uri: &str, fingerprint: &str, model_ids: &[i64]) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT o.id,
+                    (SELECT group_concat(r.model_id) FROM results r
+                      WHERE r.object_id = o.id AND r.fingerprint = o.fingerprint) AS done
+             FROM objects o WHERE o.uri = ? AND o.fingerprint = ?",
+        )
+        .bind(uri)
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            let done: Option<String> = row.try_get("done")?;
+            let done: Vec<i64> = done
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            if model_ids.iter().all(|m| done.contains(m)) {
+                return Ok(true);
+            }
+        }
+        let permanent: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM failures WHERE uri = ? AND fingerprint = ? AND retryable = 0",
+        )
+        .bind(uri)
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(permanent.is_some())
+    }
+
+    /// Writes a batch of records in one transaction. `model_ids` maps model names to ids.
+    pub async fn write(&self, run_id: i64, records: &[Record], model_ids: &BTreeMap<String, i64>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in records {
+            match &r.failure {
+                Some(_) => write_failure(&mut tx, run_id, r).await?,
+                None => write_result(&mut tx, run_id, r, model_ids).await?,
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn write_failure(tx: &mut Transaction<'_, Sqlite>, run_id: i64, r: &Record) -> Result<(), StoreError> {
+    let f = r.failure.as_ref().expect("caller checked");
+    sqlx::query(
+        "INSERT INTO failures (uri, fingerprint, stage, reason, message, retryable, run_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (uri) DO UPDATE SET fingerprint = excluded.fingerprint, stage = excluded.stage,
+             reason = excluded.reason, message = excluded.message, retryable = excluded.retryable,
+             run_id = excluded.run_id, attempts = attempts + 1,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    )
+    .bind(&r.uri)
+    .bind(&r.fingerprint)
+    .bind(f.stage.as_str())
+    .bind(&f.reason)
+    .bind(&f.message)
+    .bind(f.stage.retryable())
+    .bind(run_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_result(
+    tx: &mut Transaction<'_, Sqlite>,
+    run_id: i64,
+    r: &Record,
+    model_ids: &BTreeMap<String, i64>,
+) -> Result<(), StoreError> {
+    let fingerprint = r.fingerprint.as_deref().unwrap_or("");
+    let hashes = r.hashes.expect("a successful record has hashes");
+    let object_id: i64 = sqlx::query_scalar(
+        "INSERT INTO objects (uri, fingerprint, kind, listing_id, seller_id, platform, meta,
+                              width, height, phash, dhash, run_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (uri) DO UPDATE SET fingerprint = excluded.fingerprint, kind = excluded.kind,
+             listing_id = excluded.listing_id, seller_id = excluded.seller_id,
+             platform = excluded.platform, meta = excluded.meta, width = excluded.width,
+             height = excluded.height, phash = excluded.phash, dhash = excluded.dhash,
+             run_id = excluded.run_id, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         RETURNING id",
+    )
+    .bind(&r.uri)
+    .bind(fingerprint)
+    .bind(r.meta.kind.as_str())
+    .bind(&r.meta.listing_id)
+    .bind(&r.meta.seller_id)
+    .bind(&r.meta.platform)
+    .bind(r.meta.meta.as_ref().map(|m| m.to_string()))
+    .bind(r.width.unwrap_or(0) as i64)
+    .bind(r.height.unwrap_or(0) as i64)
+    .bind(format!("{:016x}", hashes.phash))
+    .bind(format!("{:016x}", hashes.dhash))
+    .bind(run_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    // Results for bytes that are no longer there describe nothing: drop them.
+    for table in ["results", "scores", "detections"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE object_id = ? AND fingerprint <> ?"))
+            .bind(object_id)
+            .bind(fingerprint)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for (model, labels) in &r.scores {
+        let Some(model_id) = model_ids.get(model).copied() else { continue };
+        sqlx::query("INSERT OR REPLACE INTO results (object_id, fingerprint, model_id, run_id) VALUES (?, ?, ?, ?)")
+            .bind(object_id)
+            .bind(fingerprint)
+            .bind(model_id)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await?;
+        for (label, score) in labels {
+            sqlx::query(
+                "INSERT OR REPLACE INTO scores (object_id, fingerprint, model_id, label, score) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(object_id)
+            .bind(fingerprint)
+            .bind(model_id)
+            .bind(label)
+            .bind(*score as f64)
+            .execute(&mut **tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM detections WHERE object_id = ? AND fingerprint = ? AND model_id = ?")
+            .bind(object_id)
+            .bind(fingerprint)
+            .bind(model_id)
+            .execute(&mut **tx)
+            .await?;
+        for d in r.detections.iter().filter(|d| &d.model == model) {
+            let b = d.bbox.map(|b| b.map(|v| v as f64));
+            sqlx::query(
+                "INSERT INTO detections (object_id, fingerprint, model_id, label, score, x0, y0, x1, y1)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(object_id)
+            .bind(fingerprint)
+            .bind(model_id)
+            .bind(&d.label)
+            .bind(d.score as f64)
+            .bind(b.map(|b| b[0]))
+            .bind(b.map(|b| b[1]))
+            .bind(b.map(|b| b[2]))
+            .bind(b.map(|b| b[3]))
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    sqlx::query("DELETE FROM failures WHERE uri = ?")
+        .bind(&r.uri)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
