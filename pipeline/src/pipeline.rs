@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_channel::{bounded, Receiver, Sender};
-use fast_image_resize::Resizer;
 
 use crate::decode::{decode, DecodeLimits};
 use crate::hash::PerceptualHasher;
@@ -379,7 +378,6 @@ fn io_failure(e: &std::io::Error, path: &std::path::Path) -> Failure {
 /// Per-thread scratch state of a decode worker.
 struct DecodeScratch {
     hasher: PerceptualHasher,
-    resizer: Resizer,
     buf: Vec<u8>,
 }
 
@@ -394,7 +392,6 @@ fn decode_worker(
 ) {
     let mut scratch = DecodeScratch {
         hasher: PerceptualHasher::new(),
-        resizer: Resizer::new(),
         buf: Vec::new(),
     };
     while let Ok(job) = jobs.recv_blocking() {
@@ -415,7 +412,6 @@ fn decode_worker(
                 .unwrap_or_else(|| "decoder panicked".into());
             scratch = DecodeScratch {
                 hasher: PerceptualHasher::new(),
-                resizer: Resizer::new(),
                 buf: Vec::new(),
             };
             Err(Box::new(Record::failed(
@@ -491,7 +487,7 @@ fn prepare(
     let hashes = scratch.hasher.hash(&rgb);
     let tensors = models
         .iter()
-        .map(|&i| (i, preprocess::prepare(&mut scratch.resizer, &rgb, &manifests[i].input).0))
+        .map(|&i| (i, preprocess::prepare(&rgb, &manifests[i].input).0))
         .collect();
     let mut record = Record::new(item.uri, Some(fingerprint), item.meta);
     record.width = Some(rgb.width());

@@ -3,6 +3,7 @@
 pub mod manifest;
 pub mod model;
 pub mod preprocess;
+pub mod resample;
 pub mod runtime;
 
 use std::path::PathBuf;

@@ -1,18 +1,20 @@
 //! Turns a decoded RGB image into the model's input tensor, exactly as the training side
-//! (Pillow + torchvision conventions) does: bilinear resize with antialiasing, then scale to
-//! 0..1, subtract the mean and divide by the standard deviation.
+//! (Pillow + torchvision conventions) does: Pillow's bilinear resize (see `resample`), then
+//! scale to 0..1, subtract the mean and divide by the standard deviation.
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 
 use super::manifest::{InputSpec, Layout, ResizeMode};
+use super::resample::resize_bilinear;
 
 /// Number of f32 values one image occupies in the input tensor.
 pub fn tensor_len(spec: &InputSpec) -> usize {
     3 * spec.width as usize * spec.height as usize
 }
 
-/// Resizes `img` to `w × h` with Pillow's antialiased bilinear filter.
+/// Resizes `img` to `w × h` with `fast_image_resize`'s antialiased bilinear filter (close to
+/// Pillow, not bit-exact: for hashing and other uses that do not feed a model).
 pub fn resize_rgb(resizer: &mut Resizer, img: &RgbImage, w: u32, h: u32) -> RgbImage {
     let mut dst = RgbImage::new(w.max(1), h.max(1));
     if img.width() == dst.width() && img.height() == dst.height() {
@@ -51,12 +53,12 @@ pub struct Placement {
 }
 
 /// Produces the input-sized RGB image the model sees.
-pub fn fit(resizer: &mut Resizer, img: &RgbImage, spec: &InputSpec) -> (RgbImage, Placement) {
+pub fn fit(img: &RgbImage, spec: &InputSpec) -> (RgbImage, Placement) {
     let (w, h) = (img.width(), img.height());
     let (tw, th) = (spec.width, spec.height);
     match spec.resize {
         ResizeMode::Stretch => {
-            let out = resize_rgb(resizer, img, tw, th);
+            let out = resize_bilinear(img, tw, th);
             let p = Placement {
                 scale_x: tw as f32 / w as f32,
                 scale_y: th as f32 / h as f32,
@@ -73,7 +75,7 @@ pub fn fit(resizer: &mut Resizer, img: &RgbImage, spec: &InputSpec) -> (RgbImage
             } else {
                 (((s as u64 * w as u64) / h as u64) as u32, s)
             };
-            let resized = resize_rgb(resizer, img, nw, nh);
+            let resized = resize_bilinear(img, nw, nh);
             let left = half_round_even(nw.saturating_sub(tw));
             let top = half_round_even(nh.saturating_sub(th));
             let out = image::imageops::crop_imm(&resized, left, top, tw, th).to_image();
@@ -89,7 +91,7 @@ pub fn fit(resizer: &mut Resizer, img: &RgbImage, spec: &InputSpec) -> (RgbImage
             let scale = (tw as f32 / w as f32).min(th as f32 / h as f32);
             let nw = ((w as f32 * scale).round() as u32).clamp(1, tw);
             let nh = ((h as f32 * scale).round() as u32).clamp(1, th);
-            let resized = resize_rgb(resizer, img, nw, nh);
+            let resized = resize_bilinear(img, nw, nh);
             let (left, top) = ((tw - nw) / 2, (th - nh) / 2);
             let pad = spec.pad_value;
             let mut out = RgbImage::from_pixel(tw, th, image::Rgb([pad, pad, pad]));
@@ -137,8 +139,8 @@ pub fn normalise_into(img: &RgbImage, spec: &InputSpec, out: &mut [f32]) {
 }
 
 /// Resizes and normalises `img` for a model with input `spec`; returns the tensor data.
-pub fn prepare(resizer: &mut Resizer, img: &RgbImage, spec: &InputSpec) -> (Vec<f32>, Placement) {
-    let (fitted, placement) = fit(resizer, img, spec);
+pub fn prepare(img: &RgbImage, spec: &InputSpec) -> (Vec<f32>, Placement) {
+    let (fitted, placement) = fit(img, spec);
     let mut out = vec![0f32; tensor_len(spec)];
     normalise_into(&fitted, spec, &mut out);
     (out, placement)
@@ -172,7 +174,7 @@ mod tests {
     #[test]
     fn letterbox_pads_with_pad_value_and_keeps_aspect() {
         let img = RgbImage::from_pixel(8, 4, image::Rgb([255, 0, 0]));
-        let (out, p) = fit(&mut Resizer::new(), &img, &spec(ResizeMode::Letterbox));
+        let (out, p) = fit(&img, &spec(ResizeMode::Letterbox));
         assert_eq!((p.left, p.top, p.scale_x), (0.0, 1.0, 0.5));
         assert_eq!(out.get_pixel(0, 0).0, [114, 114, 114]);
         assert_eq!(out.get_pixel(0, 1).0, [255, 0, 0]);
@@ -182,7 +184,7 @@ mod tests {
     #[test]
     fn nchw_puts_channels_in_planes() {
         let img = RgbImage::from_pixel(4, 4, image::Rgb([255, 0, 51]));
-        let (t, _) = prepare(&mut Resizer::new(), &img, &spec(ResizeMode::Stretch));
+        let (t, _) = prepare(&img, &spec(ResizeMode::Stretch));
         assert_eq!(t[0], 1.0);
         assert_eq!(t[16], 0.0);
         assert!((t[32] - 0.2).abs() < 1e-6);

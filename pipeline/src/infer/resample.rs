@@ -1,0 +1,137 @@
+//! Pillow's resampling (`Image.resize` with `BILINEAR`, antialiased), reproduced bit for bit:
+//! the same coefficients, 22-bit fixed point, horizontal pass then vertical pass with an 8-bit
+//! intermediate. Models are trained on Pillow's pixels, and quantised models react to a single
+//! grey level, so model inputs are resized with this; hashing uses `fast_image_resize`.
+
+use image::RgbImage;
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Coefficients of one pass: for each output pixel the first input index, the count, and
+/// fixed-point weights (`ksize` per output pixel).
+struct Coeffs {
+    ksize: usize,
+    bounds: Vec<(usize, usize)>,
+    weights: Vec<i32>,
+}
+
+fn bilinear(x: f64) -> f64 {
+    let x = x.abs();
+    if x < 1.0 {
+        1.0 - x
+    } else {
+        0.0
+    }
+}
+
+/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter.
+fn coeffs(in_size: usize, in0: f64, in1: f64, out_size: usize) -> Coeffs {
+    const SUPPORT: f64 = 1.0;
+    let scale = (in1 - in0) / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = SUPPORT * filterscale;
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut weights = vec![0i32; out_size * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = in0 + (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        // C's (int) cast truncates toward zero.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+        let count = xmax.saturating_sub(xmin);
+        let mut ww = 0.0;
+        for (x, slot) in k.iter_mut().enumerate().take(count) {
+            let w = bilinear((x as f64 + xmin as f64 - center + 0.5) * ss);
+            *slot = w;
+            ww += w;
+        }
+        for x in 0..count {
+            let w = if ww != 0.0 { k[x] / ww } else { k[x] };
+            let fixed = w * (1u32 << PRECISION_BITS) as f64;
+            weights[xx * ksize + x] = if w < 0.0 { (-0.5 + fixed) as i32 } else { (0.5 + fixed) as i32 };
+        }
+        bounds.push((xmin, count));
+    }
+    Coeffs { ksize, bounds, weights }
+}
+
+#[inline]
+fn clip8(v: i32) -> u8 {
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes an RGB image to `w × h` exactly as Pillow's `img.resize((w, h), Image.BILINEAR)`.
+pub fn resize_bilinear(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    let (ow, oh) = (w as usize, h as usize);
+    let need_h = ow != iw;
+    let need_v = oh != ih;
+    let cv = coeffs(ih, 0.0, ih as f64, oh);
+    let src = img.as_raw();
+    // Horizontal pass over only the rows the vertical pass will read.
+    let (tmp, tmp_w, row0) = if need_h {
+        let ch = coeffs(iw, 0.0, iw as f64, ow);
+        let first = cv.bounds.first().map(|b| b.0).unwrap_or(0);
+        let last = cv.bounds.last().map(|b| b.0 + b.1).unwrap_or(ih);
+        let (first, last) = if need_v { (first, last) } else { (0, ih) };
+        let rows = last - first;
+        let mut out = vec![0u8; rows * ow * 3];
+        let half = 1i32 << (PRECISION_BITS - 1);
+        for y in 0..rows {
+            let line = &src[(y + first) * iw * 3..(y + first + 1) * iw * 3];
+            let dst = &mut out[y * ow * 3..(y + 1) * ow * 3];
+            for (xx, &(xmin, count)) in ch.bounds.iter().enumerate() {
+                let k = &ch.weights[xx * ch.ksize..xx * ch.ksize + count];
+                let (mut s0, mut s1, mut s2) = (half, half, half);
+                for (i, kw) in k.iter().enumerate() {
+                    let p = &line[(xmin + i) * 3..(xmin + i) * 3 + 3];
+                    s0 += p[0] as i32 * kw;
+                    s1 += p[1] as i32 * kw;
+                    s2 += p[2] as i32 * kw;
+                }
+                dst[xx * 3] = clip8(s0);
+                dst[xx * 3 + 1] = clip8(s1);
+                dst[xx * 3 + 2] = clip8(s2);
+            }
+        }
+        (out, ow, first)
+    } else {
+        (src.to_vec(), iw, 0)
+    };
+    if !need_v {
+        return RgbImage::from_raw(w, h, tmp).expect("buffer sized for the output");
+    }
+    let mut out = vec![0u8; oh * tmp_w * 3];
+    let half = 1i32 << (PRECISION_BITS - 1);
+    let stride = tmp_w * 3;
+    for (yy, &(ymin, count)) in cv.bounds.iter().enumerate() {
+        let k = &cv.weights[yy * cv.ksize..yy * cv.ksize + count];
+        let dst = &mut out[yy * stride..(yy + 1) * stride];
+        for (x, d) in dst.iter_mut().enumerate() {
+            let mut s = half;
+            for (i, kw) in k.iter().enumerate() {
+                s += tmp[(ymin - row0 + i) * stride + x] as i32 * kw;
+            }
+            *d = clip8(s);
+        }
+    }
+    RgbImage::from_raw(w, h, out).expect("buffer sized for the output")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_size_is_a_copy_and_constant_stays_constant() {
+        let img = RgbImage::from_fn(7, 5, |x, y| image::Rgb([(x * 30) as u8, (y * 40) as u8, 9]));
+        assert_eq!(resize_bilinear(&img, 7, 5), img);
+        let flat = RgbImage::from_pixel(300, 200, image::Rgb([17, 200, 99]));
+        let small = resize_bilinear(&flat, 31, 13);
+        assert!(small.pixels().all(|p| p.0 == [17, 200, 99]));
+        let big = resize_bilinear(&flat, 901, 403);
+        assert!(big.pixels().all(|p| p.0 == [17, 200, 99]));
+    }
+}

@@ -1,0 +1,80 @@
+//! Helpers shared by the end-to-end tests: paths, running the real `tusk` binary, and
+//! reading its SQLite store.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sqlx::SqlitePool;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The committed models folder.
+pub fn models_dir() -> PathBuf {
+    root().join("models")
+}
+
+/// The demo data folder.
+pub fn demo_dir() -> PathBuf {
+    root().join("datasets/demo")
+}
+
+/// Runs `tusk` with `args` from the repository root and returns its output.
+pub fn tusk(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tusk"))
+        .args(args)
+        .current_dir(root())
+        .env("TUSK_MODELS", models_dir())
+        .output()
+        .expect("run tusk")
+}
+
+/// Runs `tusk scan SOURCE --db DB [extra…]`, asserting it exits 0; returns stdout.
+pub fn scan_ok(source: &Path, db: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["scan", source.to_str().unwrap(), "--db", db.to_str().unwrap(), "--progress", "off"];
+    args.extend_from_slice(extra);
+    let out = tusk(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "tusk {args:?} failed ({:?})\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Opens the store read-only-ish for assertions.
+pub async fn pool(db: &Path) -> SqlitePool {
+    tusk::sink::Store::open(db).await.expect("open store").pool().clone()
+}
+
+/// Runs a single SQL scalar query returning an integer.
+pub fn count(db: &Path, sql: &str) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let p = pool(db).await;
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(&p).await.unwrap()
+    })
+}
+
+/// Runs a SQL query returning rows of two text columns.
+pub fn pairs(db: &Path, sql: &str) -> Vec<(String, String)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let p = pool(db).await;
+        sqlx::query_as::<_, (String, String)>(sql).fetch_all(&p).await.unwrap()
+    })
+}
+
+/// Reads a JSONL file into JSON values.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
+        .collect()
+}

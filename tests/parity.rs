@@ -1,0 +1,95 @@
+//! Preprocessing parity: tusk's decode → resize → normalise → ONNX Runtime path must give the
+//! same probabilities as the Python reference (Pillow + numpy + onnxruntime) that
+//! `scripts/parity_reference.py` committed, on the real demo images.
+
+mod common;
+
+use tusk::decode::{decode, DecodeLimits};
+use tusk::infer::{preprocess, Model, ModelManifest};
+
+#[test]
+fn imagenet_scores_match_python_reference_within_1e_3() {
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("tests/fixtures/parity_imagenet-mobilenetv2.json")).unwrap(),
+    )
+    .unwrap();
+    let manifest = ModelManifest::load(&common::models_dir().join("imagenet-mobilenetv2/model.toml")).unwrap();
+    let mut model = Model::load(&manifest, 1).unwrap();
+    let images = reference["images"].as_array().unwrap();
+    assert!(images.len() >= 10, "the reference needs at least 10 real images");
+    let mut worst = 0f32;
+    for img in images {
+        let file = img["file"].as_str().unwrap();
+        let bytes = std::fs::read(common::root().join(file)).unwrap();
+        let decoded = decode(&bytes, &DecodeLimits::default()).unwrap();
+        let (tensor, _) = preprocess::prepare(&decoded.rgb, &manifest.input);
+        let probs = model.run(&tensor, 1).unwrap().remove(0);
+        let expected: Vec<f32> = img["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(probs.len(), expected.len());
+        for (class, (got, want)) in probs.iter().zip(&expected).enumerate() {
+            let diff = (got - want).abs();
+            worst = worst.max(diff);
+            assert!(diff <= 1e-3, "{file}: class {class}: tusk {got} vs python {want}");
+        }
+        let top1 = img["top5"][0][0].as_u64().unwrap() as usize;
+        let ours = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        assert_eq!(ours, top1, "{file}: top-1 class differs");
+        let labels = model.label_scores(&probs);
+        for (spec, got) in manifest.labels.iter().zip(labels) {
+            let want = img["labels"][&spec.name].as_f64().unwrap() as f32;
+            assert!((got - want).abs() <= 1e-3, "{file}: {}: {got} vs {want}", spec.name);
+        }
+    }
+    eprintln!("parity: {} images, largest probability difference {worst:.2e}", images.len());
+}
+
+#[test]
+fn batched_inference_equals_one_by_one() {
+    let manifest = ModelManifest::load(&common::models_dir().join("imagenet-mobilenetv2/model.toml")).unwrap();
+    let mut model = Model::load(&manifest, 1).unwrap();
+    let mut batch = Vec::new();
+    let mut singles = Vec::new();
+    for name in ["skimage_chelsea.png", "skimage_coffee.jpg", "met_ivory_41975.jpg"] {
+        let bytes = std::fs::read(common::demo_dir().join("images").join(name)).unwrap();
+        let rgb = decode(&bytes, &DecodeLimits::default()).unwrap().rgb;
+        let (t, _) = preprocess::prepare(&rgb, &manifest.input);
+        singles.push(model.run(&t, 1).unwrap().remove(0));
+        batch.extend(t);
+    }
+    let batched = model.run(&batch, 3).unwrap();
+    for (a, b) in batched.iter().zip(&singles) {
+        let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(diff <= 1e-5, "batch and single runs differ by {diff}");
+    }
+}
+
+#[test]
+fn jpeg_decoding_stays_within_a_few_grey_levels_of_libjpeg_turbo() {
+    // tests/fixtures/parity/X.png is Pillow's (libjpeg-turbo's) decoding of the demo's X.jpg.
+    let mut worst = 0u8;
+    let (mut sum, mut n) = (0u64, 0u64);
+    let fixtures = common::root().join("tests/fixtures/parity");
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let png = entry.unwrap().path();
+        let jpg = common::demo_dir().join("images").join(png.file_stem().unwrap()).with_extension("jpg");
+        let ours = decode(&std::fs::read(&jpg).unwrap(), &DecodeLimits::default()).unwrap().rgb;
+        let pillow = image::open(&png).unwrap().to_rgb8();
+        assert_eq!(ours.dimensions(), pillow.dimensions(), "{}", jpg.display());
+        for (a, b) in ours.as_raw().iter().zip(pillow.as_raw()) {
+            let d = a.abs_diff(*b);
+            worst = worst.max(d);
+            sum += d as u64;
+            n += 1;
+        }
+    }
+    let mean = sum as f64 / n as f64;
+    eprintln!("jpeg decode vs libjpeg-turbo: max {worst} grey levels, mean {mean:.4}");
+    assert!(n > 0);
+    assert!(worst <= 4, "max difference {worst}");
+    assert!(mean <= 0.25, "mean difference {mean}");
+}
