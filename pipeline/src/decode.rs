@@ -143,9 +143,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, DecodeErro
         .with_guessed_format()
         .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     let format = reader.format().ok_or(DecodeError::UnknownFormat)?;
+    // Width and height are checked below, from the header, so the error can name them; the
+    // decoder itself enforces the allocation limit.
     let mut image_limits = image::Limits::default();
-    image_limits.max_image_width = Some(limits.max_width);
-    image_limits.max_image_height = Some(limits.max_height);
     image_limits.max_alloc = Some(limits.max_alloc);
     reader.limits(image_limits);
     let mut decoder = reader.into_decoder().map_err(classify)?;
