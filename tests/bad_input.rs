@@ -132,7 +132,7 @@ fn legal_unusual_formats_decode_to_the_right_pixels() {
     assert_eq!(sixteen.rgb.dimensions(), (40, 20));
     let p = sixteen.rgb.get_pixel(39, 0).0;
     assert_eq!(p[1], 255);
-    assert!((p[0] as i32 - (39 * 1600 / 257) as i32).abs() <= 1, "16-bit red scaled to {}", p[0]);
+    assert!((p[0] as i32 - 39 * 1600 / 257).abs() <= 1, "16-bit red scaled to {}", p[0]);
 }
 
 #[test]
