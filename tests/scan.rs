@@ -141,7 +141,7 @@ fn ctrl_c_stops_cleanly_with_130_and_the_rerun_finishes_the_rest() {
     let images = dir.path().join("images");
     std::fs::create_dir(&images).unwrap();
     let demo: Vec<_> = std::fs::read_dir(common::demo_dir().join("images")).unwrap().map(|e| e.unwrap().path()).collect();
-    let copies = 30;
+    let copies = 60;
     for i in 0..copies {
         for p in &demo {
             std::fs::copy(p, images.join(format!("{i:03}_{}", p.file_name().unwrap().to_str().unwrap()))).unwrap();

@@ -6,7 +6,7 @@ use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 
 use super::manifest::{InputSpec, Layout, ResizeMode};
-use super::resample::resize_bilinear;
+use super::resample::{resize_bilinear, resize_bilinear_window};
 
 /// Number of f32 values one image occupies in the input tensor.
 pub fn tensor_len(spec: &InputSpec) -> usize {
@@ -75,10 +75,9 @@ pub fn fit(img: &RgbImage, spec: &InputSpec) -> (RgbImage, Placement) {
             } else {
                 (((s as u64 * w as u64) / h as u64) as u32, s)
             };
-            let resized = resize_bilinear(img, nw, nh);
             let left = half_round_even(nw.saturating_sub(tw));
             let top = half_round_even(nh.saturating_sub(th));
-            let out = image::imageops::crop_imm(&resized, left, top, tw, th).to_image();
+            let out = resize_bilinear_window(img, nw, nh, left, top, tw.min(nw), th.min(nh));
             let p = Placement {
                 scale_x: nw as f32 / w as f32,
                 scale_y: nh as f32 / h as f32,

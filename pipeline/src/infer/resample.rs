@@ -64,60 +64,78 @@ fn clip8(v: i32) -> u8 {
 
 /// Resizes an RGB image to `w × h` exactly as Pillow's `img.resize((w, h), Image.BILINEAR)`.
 pub fn resize_bilinear(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    resize_bilinear_window(img, w, h, 0, 0, w, h)
+}
+
+/// The `cw × ch` window at (`left`, `top`) of `resize_bilinear(img, w, h)`, computing only
+/// those pixels (Pillow's weights for an output pixel depend on its position alone).
+pub fn resize_bilinear_window(img: &RgbImage, w: u32, h: u32, left: u32, top: u32, cw: u32, ch: u32) -> RgbImage {
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let (ow, oh) = (w as usize, h as usize);
+    let (x0, y0, cw, chh) = (left as usize, top as usize, cw as usize, ch as usize);
+    assert!(x0 + cw <= ow && y0 + chh <= oh, "window outside the resized image");
     let need_h = ow != iw;
     let need_v = oh != ih;
     let cv = coeffs(ih, 0.0, ih as f64, oh);
+    let vbounds = &cv.bounds[y0..y0 + chh];
     let src = img.as_raw();
+    let half = 1i32 << (PRECISION_BITS - 1);
     // Horizontal pass over only the rows the vertical pass will read.
-    let (tmp, tmp_w, row0) = if need_h {
-        let ch = coeffs(iw, 0.0, iw as f64, ow);
-        let first = cv.bounds.first().map(|b| b.0).unwrap_or(0);
-        let last = cv.bounds.last().map(|b| b.0 + b.1).unwrap_or(ih);
-        let (first, last) = if need_v { (first, last) } else { (0, ih) };
-        let rows = last - first;
-        let mut out = vec![0u8; rows * ow * 3];
-        let half = 1i32 << (PRECISION_BITS - 1);
+    let (first, last) = if need_v {
+        (vbounds.first().map(|b| b.0).unwrap_or(0), vbounds.last().map(|b| b.0 + b.1).unwrap_or(0))
+    } else {
+        (y0, y0 + chh)
+    };
+    let rows = last - first;
+    let mut tmp = vec![0u8; rows * cw * 3];
+    if need_h {
+        let chz = coeffs(iw, 0.0, iw as f64, ow);
         for y in 0..rows {
             let line = &src[(y + first) * iw * 3..(y + first + 1) * iw * 3];
-            let dst = &mut out[y * ow * 3..(y + 1) * ow * 3];
-            for (xx, &(xmin, count)) in ch.bounds.iter().enumerate() {
-                let k = &ch.weights[xx * ch.ksize..xx * ch.ksize + count];
+            let dst = &mut tmp[y * cw * 3..(y + 1) * cw * 3];
+            for (i, &(xmin, count)) in chz.bounds[x0..x0 + cw].iter().enumerate() {
+                let xx = x0 + i;
+                let k = &chz.weights[xx * chz.ksize..xx * chz.ksize + count];
                 let (mut s0, mut s1, mut s2) = (half, half, half);
-                for (i, kw) in k.iter().enumerate() {
-                    let p = &line[(xmin + i) * 3..(xmin + i) * 3 + 3];
+                for (j, kw) in k.iter().enumerate() {
+                    let p = &line[(xmin + j) * 3..(xmin + j) * 3 + 3];
                     s0 += p[0] as i32 * kw;
                     s1 += p[1] as i32 * kw;
                     s2 += p[2] as i32 * kw;
                 }
-                dst[xx * 3] = clip8(s0);
-                dst[xx * 3 + 1] = clip8(s1);
-                dst[xx * 3 + 2] = clip8(s2);
+                dst[i * 3] = clip8(s0);
+                dst[i * 3 + 1] = clip8(s1);
+                dst[i * 3 + 2] = clip8(s2);
             }
         }
-        (out, ow, first)
     } else {
-        (src.to_vec(), iw, 0)
-    };
-    if !need_v {
-        return RgbImage::from_raw(w, h, tmp).expect("buffer sized for the output");
-    }
-    let mut out = vec![0u8; oh * tmp_w * 3];
-    let half = 1i32 << (PRECISION_BITS - 1);
-    let stride = tmp_w * 3;
-    for (yy, &(ymin, count)) in cv.bounds.iter().enumerate() {
-        let k = &cv.weights[yy * cv.ksize..yy * cv.ksize + count];
-        let dst = &mut out[yy * stride..(yy + 1) * stride];
-        for (x, d) in dst.iter_mut().enumerate() {
-            let mut s = half;
-            for (i, kw) in k.iter().enumerate() {
-                s += tmp[(ymin - row0 + i) * stride + x] as i32 * kw;
-            }
-            *d = clip8(s);
+        for y in 0..rows {
+            let start = ((y + first) * iw + x0) * 3;
+            tmp[y * cw * 3..(y + 1) * cw * 3].copy_from_slice(&src[start..start + cw * 3]);
         }
     }
-    RgbImage::from_raw(w, h, out).expect("buffer sized for the output")
+    if !need_v {
+        return RgbImage::from_raw(cw as u32, chh as u32, tmp).expect("buffer sized for the output");
+    }
+    let stride = cw * 3;
+    let mut out = vec![0u8; chh * stride];
+    let mut acc = vec![0i32; stride];
+    for (i, &(ymin, count)) in vbounds.iter().enumerate() {
+        let yy = y0 + i;
+        let k = &cv.weights[yy * cv.ksize..yy * cv.ksize + count];
+        acc.fill(half);
+        // Row by row, so the inner loop runs over contiguous bytes (and vectorises).
+        for (j, &kw) in k.iter().enumerate() {
+            let row = &tmp[(ymin - first + j) * stride..(ymin - first + j + 1) * stride];
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a += p as i32 * kw;
+            }
+        }
+        for (d, &a) in out[i * stride..(i + 1) * stride].iter_mut().zip(&acc) {
+            *d = clip8(a);
+        }
+    }
+    RgbImage::from_raw(cw as u32, chh as u32, out).expect("buffer sized for the output")
 }
 
 #[cfg(test)]
@@ -133,5 +151,16 @@ mod tests {
         assert!(small.pixels().all(|p| p.0 == [17, 200, 99]));
         let big = resize_bilinear(&flat, 901, 403);
         assert!(big.pixels().all(|p| p.0 == [17, 200, 99]));
+    }
+
+    #[test]
+    fn window_equals_crop_of_full_resize() {
+        let img = RgbImage::from_fn(97, 61, |x, y| image::Rgb([(x * 7 % 256) as u8, (y * 13 % 256) as u8, ((x * y) % 256) as u8]));
+        for (w, h) in [(40, 30), (97, 61), (150, 61), (97, 20), (200, 130)] {
+            let full = resize_bilinear(&img, w, h);
+            let (l, t, cw, ch) = (w / 5, h / 4, w / 2, h / 2);
+            let win = resize_bilinear_window(&img, w, h, l, t, cw, ch);
+            assert_eq!(win, image::imageops::crop_imm(&full, l, t, cw, ch).to_image(), "{w}x{h}");
+        }
     }
 }

@@ -1,0 +1,39 @@
+//! Times the per-image stages on the demo photos: decode, hash, model preprocessing.
+//! `cargo run --release --example stage_speed` prints microseconds per image for each.
+
+use std::time::Instant;
+
+use tusk::decode::{decode, DecodeLimits};
+use tusk::hash::PerceptualHasher;
+use tusk::infer::{preprocess, ModelManifest};
+
+fn main() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = ModelManifest::load(&root.join("models/imagenet-mobilenetv2/model.toml")).expect("manifest");
+    let files: Vec<Vec<u8>> = std::fs::read_dir(root.join("datasets/demo/images"))
+        .expect("demo images")
+        .map(|e| std::fs::read(e.expect("entry").path()).expect("read"))
+        .collect();
+    let limits = DecodeLimits::default();
+    let rounds = 20;
+    let mut hasher = PerceptualHasher::new();
+    let (mut t_decode, mut t_hash, mut t_prep) = (0f64, 0f64, 0f64);
+    let mut n = 0usize;
+    for _ in 0..rounds {
+        for bytes in &files {
+            let t = Instant::now();
+            let img = decode(bytes, &limits).expect("decode").rgb;
+            t_decode += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            std::hint::black_box(hasher.hash(&img));
+            t_hash += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            std::hint::black_box(preprocess::prepare(&img, &manifest.input));
+            t_prep += t.elapsed().as_secs_f64();
+            n += 1;
+        }
+    }
+    let us = |t: f64| t / n as f64 * 1e6;
+    println!("{n} images: decode {:.0} µs, hash (pHash+dHash) {:.0} µs, preprocess {:.0} µs per image",
+        us(t_decode), us(t_hash), us(t_prep));
+}
