@@ -12,6 +12,7 @@ use tusk::decode::DecodeLimits;
 use tusk::infer::{manifest, Model, ModelError};
 use tusk::pipeline::{self, Progress, ScanError, ScanOptions};
 use tusk::record::Record;
+use tusk::source::s3::{KindRules, S3Options};
 use tusk::source::{Kind, SourceSpec};
 
 /// tusk finds wildlife products (ivory, pangolin scales, live reptiles) in listing photos and
@@ -26,7 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Recognise, hash and store every image of a folder or JSONL manifest.
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// List the models under the models folder and check that each one loads.
     Models(ModelsArgs),
 }
@@ -58,9 +59,10 @@ struct ModelsArgs {
 
 #[derive(Debug, Args)]
 struct ScanArgs {
-    /// A folder (walked recursively for jpg, png, webp, tiff, gif, bmp) or a JSONL manifest
-    /// (one {"uri": …, "kind": …, "listing_id": …, "seller_id": …, "platform": …, "meta": …} per line).
-    source: PathBuf,
+    /// `s3://BUCKET/PREFIX`, a folder (walked recursively for jpg, png, webp, tiff, gif, bmp) or
+    /// a JSONL manifest (one {"uri": …, "kind": …, "listing_id": …, "seller_id": …, "platform": …,
+    /// "meta": …} per line; uris are paths or s3:// objects).
+    source: String,
     /// SQLite database to store results in (created if missing).
     #[arg(long, default_value = "tusk.db")]
     db: PathBuf,
@@ -112,6 +114,27 @@ struct ScanArgs {
     /// How to show progress.
     #[arg(long, value_enum, default_value = "auto")]
     progress: ProgressArg,
+    /// Kinds by S3 key prefix, e.g. `listings/=listing,xray/=xray` (longest prefix wins).
+    #[arg(long, default_value = "")]
+    kind_by_prefix: String,
+    /// S3 endpoint URL (MinIO, Ceph, Garage, …); AWS_ENDPOINT_URL works too.
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// S3 region [default: from the AWS configuration, else us-east-1].
+    #[arg(long)]
+    region: Option<String>,
+    /// Path-style S3 addressing (http://host/bucket/key), which self-hosted servers need.
+    #[arg(long)]
+    path_style: bool,
+    /// S3 downloads in flight at once.
+    #[arg(long, default_value_t = 16)]
+    s3_concurrency: usize,
+    /// Seconds allowed for one S3 request attempt.
+    #[arg(long, default_value_t = 30)]
+    s3_timeout_secs: u64,
+    /// Attempts per S3 request (backoff with jitter between them) before a failure record.
+    #[arg(long, default_value_t = 5)]
+    s3_attempts: u32,
 }
 
 fn main() -> ExitCode {
@@ -123,7 +146,7 @@ fn main() -> ExitCode {
         )
         .init();
     match cli.command {
-        Command::Scan(args) => scan(args),
+        Command::Scan(args) => scan(*args),
         Command::Models(args) => models(args),
     }
 }
@@ -131,7 +154,7 @@ fn main() -> ExitCode {
 /// Setup problems (missing runtime, bad manifest) exit 2; failures during a run exit 1.
 fn exit_code(e: &ScanError) -> u8 {
     match e {
-        ScanError::Model(_) | ScanError::UnknownModel(_) => 2,
+        ScanError::Model(_) | ScanError::UnknownModel(_) | ScanError::S3Setup(_) => 2,
         _ => 1,
     }
 }
@@ -169,10 +192,17 @@ fn scan(args: ScanArgs) -> ExitCode {
         KindArg::Listing => Kind::Listing,
         KindArg::Xray => Kind::Xray,
     };
-    let source = match SourceSpec::from_path(&args.source, kind) {
+    let rules = match KindRules::parse(&args.kind_by_prefix) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: --kind-by-prefix: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let source = match SourceSpec::parse(&args.source, kind, rules) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: source {}: {e}", args.source.display());
+            eprintln!("error: source {}: {e}", args.source);
             return ExitCode::from(2);
         }
     };
@@ -195,6 +225,14 @@ fn scan(args: ScanArgs) -> ExitCode {
         max_pixels: args.max_pixels,
         max_alloc: args.max_alloc_mb.saturating_mul(1024 * 1024),
         max_file_bytes: args.max_file_mb.saturating_mul(1024 * 1024),
+    };
+    opts.s3 = S3Options {
+        endpoint: args.endpoint_url.clone(),
+        region: args.region.clone(),
+        path_style: args.path_style,
+        timeout: Duration::from_secs(args.s3_timeout_secs.max(1)),
+        attempts: args.s3_attempts.max(1),
+        concurrency: args.s3_concurrency.max(1),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

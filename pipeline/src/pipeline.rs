@@ -18,6 +18,7 @@ use crate::infer::{manifest, preprocess, Model, ModelError, ModelManifest};
 use crate::record::{Detection, Failure, Record, Stage};
 use crate::sink::sqlite::{RunCounts, RunStatus};
 use crate::sink::{JsonlSink, Store, StoreError};
+use crate::source::s3::{self, S3Options};
 use crate::source::{file_fingerprint, Entry, Item, Kind, Location, SourceSpec};
 
 /// Everything a scan needs to know; built by the CLI, plain data.
@@ -47,6 +48,8 @@ pub struct ScanOptions {
     pub queue: usize,
     /// Decoder limits.
     pub limits: DecodeLimits,
+    /// Object-store access, for `s3://` sources and manifest lines.
+    pub s3: S3Options,
 }
 
 impl ScanOptions {
@@ -66,6 +69,7 @@ impl ScanOptions {
             batch_wait: Duration::from_millis(5),
             queue: 64,
             limits: DecodeLimits::default(),
+            s3: S3Options::default(),
         }
     }
 }
@@ -125,13 +129,13 @@ pub enum ScanError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The source could not be read.
-    #[error("source {path}: {source}")]
+    /// The source could not be read or listed.
+    #[error("source {path}: {message}")]
     Source {
         /// The source.
         path: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// What went wrong.
+        message: String,
     },
     /// The JSONL file could not be written.
     #[error("JSONL output {path}: {source}")]
@@ -141,6 +145,9 @@ pub enum ScanError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The object store cannot be used (credentials, bucket, endpoint).
+    #[error(transparent)]
+    S3Setup(#[from] s3::S3SetupError),
     /// No model matches `--model`.
     #[error("no model named {0:?} under the models folder")]
     UnknownModel(Vec<String>),
@@ -149,10 +156,23 @@ pub enum ScanError {
     Worker(String),
 }
 
-/// An object whose file was found and is not done yet.
+/// An object that is not done yet; `bytes` is filled by the fetch stage for remote objects.
 struct Job {
     item: Item,
     fingerprint: String,
+    bytes: Option<Vec<u8>>,
+}
+
+/// The object-store client, made on first use (a local scan never builds one).
+struct Remote {
+    opts: S3Options,
+    client: tokio::sync::OnceCell<aws_sdk_s3::Client>,
+}
+
+impl Remote {
+    async fn client(&self) -> &aws_sdk_s3::Client {
+        self.client.get_or_init(|| s3::client(&self.opts)).await
+    }
 }
 
 /// A decoded object with one input tensor per model that applies to it.
@@ -200,6 +220,13 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
     .await
     .map_err(|e| ScanError::Worker(e.to_string()))??;
 
+    if let SourceSpec::S3 { url, .. } = &opts.source {
+        s3::check(&opts.s3, url).await?;
+    }
+    let remote = Arc::new(Remote {
+        opts: opts.s3.clone(),
+        client: tokio::sync::OnceCell::new(),
+    });
     let store = Store::open(&opts.db).await?;
     let (run_id, ids) = store.begin_run(&opts.source.describe(), &manifests).await?;
     let model_ids: BTreeMap<String, i64> = manifests.iter().map(|m| m.name.clone()).zip(ids.iter().copied()).collect();
@@ -212,25 +239,29 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
 
     let queue = opts.queue.max(1);
     let (entry_tx, entry_rx) = bounded::<Entry>(queue);
+    let (plan_tx, plan_rx) = bounded::<Job>(queue);
     let (job_tx, job_rx) = bounded::<Job>(queue);
     let (prep_tx, prep_rx) = bounded::<Prepared>((opts.batch.max(1) * infer_workers * 2).max(2));
     let (out_tx, out_rx) = bounded::<SinkMsg>(queue);
 
-    let source = opts.source.clone();
-    let source_stop = stop.clone();
-    let source_task = tokio::task::spawn_blocking(move || {
-        source.walk(&mut |e| !source_stop.load(Ordering::Relaxed) && entry_tx.send_blocking(e).is_ok())
-    });
-
+    let source_task = spawn_source(opts.source.clone(), entry_tx, remote.clone(), stop.clone());
     let planner = tokio::spawn(plan(
         entry_rx,
-        job_tx,
+        plan_tx,
         out_tx.clone(),
         store.clone(),
         by_kind.clone(),
         ids.clone(),
+        remote.clone(),
         stop.clone(),
     ));
+    let mut fetchers = Vec::new();
+    for _ in 0..opts.s3.concurrency.max(1) {
+        let (plan_rx, job_tx, out_tx) = (plan_rx.clone(), job_tx.clone(), out_tx.clone());
+        let (remote, stop, max_bytes) = (remote.clone(), stop.clone(), opts.limits.max_file_bytes);
+        fetchers.push(tokio::spawn(fetch(plan_rx, job_tx, out_tx, remote, max_bytes, stop)));
+    }
+    drop((plan_rx, job_tx));
 
     let mut decoders = Vec::new();
     for _ in 0..opts.decode_workers.max(1) {
@@ -263,6 +294,9 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
     let join_err = |e: tokio::task::JoinError| ScanError::Worker(e.to_string());
     let source_result = source_task.await.map_err(join_err)?;
     planner.await.map_err(join_err)??;
+    for f in fetchers {
+        f.await.map_err(join_err)?;
+    }
     for d in decoders {
         d.await.map_err(join_err)?;
     }
@@ -285,11 +319,11 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
         skipped: summary.skipped,
         failed: summary.failed,
     };
-    if let Err(source) = source_result {
+    if let Err(message) = source_result {
         store.finish_run(run_id, RunStatus::Failed, counts).await?;
         return Err(ScanError::Source {
             path: opts.source.describe(),
-            source,
+            message,
         });
     }
     let status = if interrupted { RunStatus::Interrupted } else { RunStatus::Done };
@@ -297,7 +331,32 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
     Ok(summary)
 }
 
-/// Stats each item, skips the ones already done, and queues the rest.
+/// Starts the source: a blocking walk for local sources, an async listing for S3.
+fn spawn_source(
+    source: SourceSpec,
+    entries: Sender<Entry>,
+    remote: Arc<Remote>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Result<(), String>> {
+    match source {
+        SourceSpec::S3 { url, rules, default_kind } => tokio::spawn(async move {
+            let client = remote.client().await;
+            s3::list(client, &url, &rules, default_kind, |e| {
+                let (entries, stop) = (entries.clone(), stop.clone());
+                async move { !stop.load(Ordering::Relaxed) && entries.send(e).await.is_ok() }
+            })
+            .await
+        }),
+        local => tokio::task::spawn_blocking(move || {
+            local
+                .walk(&mut |e| !stop.load(Ordering::Relaxed) && entries.send_blocking(e).is_ok())
+                .map_err(|e| e.to_string())
+        }),
+    }
+}
+
+/// Finds each item's fingerprint, skips the ones already done, and queues the rest.
+#[allow(clippy::too_many_arguments)]
 async fn plan(
     entries: Receiver<Entry>,
     jobs: Sender<Job>,
@@ -305,6 +364,7 @@ async fn plan(
     store: Store,
     by_kind: Arc<HashMap<Kind, Vec<usize>>>,
     ids: Vec<i64>,
+    remote: Arc<Remote>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), ScanError> {
     while let Ok(entry) = entries.recv().await {
@@ -326,19 +386,10 @@ async fn plan(
                 continue;
             }
         };
-        let Location::File(path) = &item.location;
-        let fingerprint = match tokio::fs::metadata(path).await {
-            Ok(m) if m.is_file() => file_fingerprint(&m),
-            Ok(_) => {
-                let f = read_failure("not_a_file", format!("{} is not a regular file", path.display()));
-                let record = Record::failed(item.uri, None, item.meta, f);
-                if out.send(SinkMsg::Record(Box::new(record))).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-            Err(e) => {
-                let record = Record::failed(item.uri, None, item.meta, io_failure(&e, path));
+        let fingerprint = match fingerprint_of(&item, &remote).await {
+            Ok(f) => f,
+            Err(failure) => {
+                let record = Record::failed(item.uri, None, item.meta, failure);
                 if out.send(SinkMsg::Record(Box::new(record))).await.is_err() {
                     break;
                 }
@@ -349,13 +400,62 @@ async fn plan(
         let sent = if store.is_done(&item.uri, &fingerprint, &needed).await? {
             out.send(SinkMsg::Skipped).await.is_ok()
         } else {
-            jobs.send(Job { item, fingerprint }).await.is_ok()
+            jobs.send(Job { item, fingerprint, bytes: None }).await.is_ok()
         };
         if !sent {
             break;
         }
     }
     Ok(())
+}
+
+/// The item's fingerprint: from the source, or a stat of the file, or a HEAD of the object.
+async fn fingerprint_of(item: &Item, remote: &Remote) -> Result<String, Failure> {
+    if let Some(f) = &item.fingerprint {
+        return Ok(f.clone());
+    }
+    match &item.location {
+        Location::File(path) => match tokio::fs::metadata(path).await {
+            Ok(m) if m.is_file() => Ok(file_fingerprint(&m)),
+            Ok(_) => Err(read_failure("not_a_file", format!("{} is not a regular file", path.display()))),
+            Err(e) => Err(io_failure(&e, path)),
+        },
+        Location::S3 { bucket, key } => s3::head(remote.client().await, bucket, key).await,
+    }
+}
+
+/// Downloads remote objects with bounded concurrency (one task each); local files pass through
+/// to the decoders, which read them.
+async fn fetch(
+    jobs: Receiver<Job>,
+    fetched: Sender<Job>,
+    out: Sender<SinkMsg>,
+    remote: Arc<Remote>,
+    max_bytes: u64,
+    stop: Arc<AtomicBool>,
+) {
+    while let Ok(mut job) = jobs.recv().await {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Location::S3 { bucket, key } = &job.item.location {
+            let client = remote.client().await;
+            match s3::get(client, bucket, key, max_bytes, remote.opts.attempts).await {
+                Ok(bytes) => job.bytes = Some(bytes),
+                Err(failure) => {
+                    tracing::debug!(uri = %job.item.uri, reason = %failure.reason, "{}", failure.message);
+                    let record = Record::failed(job.item.uri, Some(job.fingerprint), job.item.meta, failure);
+                    if out.send(SinkMsg::Record(Box::new(record))).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        }
+        if fetched.send(job).await.is_err() {
+            break;
+        }
+    }
 }
 
 fn read_failure(reason: &str, message: String) -> Failure {
@@ -449,30 +549,32 @@ fn prepare(
     limits: &DecodeLimits,
     scratch: &mut DecodeScratch,
 ) -> Result<Prepared, Box<Record>> {
-    let Job { item, fingerprint } = job;
-    let Location::File(path) = &item.location;
+    let Job { item, fingerprint, bytes } = job;
     let fail = |failure: Failure| Box::new(Record::failed(item.uri.clone(), Some(fingerprint.clone()), item.meta.clone(), failure));
-    let read = (|| -> std::io::Result<Option<u64>> {
-        let mut file = std::fs::File::open(path)?;
-        let len = file.metadata()?.len();
-        if len > limits.max_file_bytes {
-            return Ok(Some(len));
+    if let (None, Location::File(path)) = (&bytes, &item.location) {
+        let read = (|| -> std::io::Result<Option<u64>> {
+            let mut file = std::fs::File::open(path)?;
+            let len = file.metadata()?.len();
+            if len > limits.max_file_bytes {
+                return Ok(Some(len));
+            }
+            scratch.buf.clear();
+            file.read_to_end(&mut scratch.buf)?;
+            Ok(None)
+        })();
+        match read {
+            Err(e) => return Err(fail(io_failure(&e, path))),
+            Ok(Some(len)) => {
+                return Err(fail(read_failure(
+                    "file_too_large",
+                    format!("{len} bytes is over --max-file-mb ({} bytes)", limits.max_file_bytes),
+                )))
+            }
+            Ok(None) => {}
         }
-        scratch.buf.clear();
-        file.read_to_end(&mut scratch.buf)?;
-        Ok(None)
-    })();
-    match read {
-        Err(e) => return Err(fail(io_failure(&e, path))),
-        Ok(Some(len)) => {
-            return Err(fail(read_failure(
-                "file_too_large",
-                format!("{len} bytes is over --max-file-mb ({} bytes)", limits.max_file_bytes),
-            )))
-        }
-        Ok(None) => {}
     }
-    let decoded = decode(&scratch.buf, limits).map_err(|e| {
+    let data: &[u8] = bytes.as_deref().unwrap_or(&scratch.buf);
+    let decoded = decode(data, limits).map_err(|e| {
         fail(Failure {
             stage: Stage::Decode,
             reason: e.reason().into(),

@@ -66,6 +66,7 @@ pub fn walk(root: &Path, kind: Kind, emit: &mut dyn FnMut(Entry) -> bool) -> std
         let item = Item {
             uri: entry.path().display().to_string(),
             location: Location::File(entry.path().to_path_buf()),
+            fingerprint: entry.metadata().ok().map(|m| super::file_fingerprint(&m)),
             meta: ObjectMeta {
                 kind,
                 ..ObjectMeta::default()

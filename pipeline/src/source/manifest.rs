@@ -4,6 +4,7 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
+
 use serde::Deserialize;
 
 use super::{Entry, Item, Kind, Location, ObjectMeta, Rejected};
@@ -37,8 +38,14 @@ impl IdValue {
     }
 }
 
-/// Resolves a manifest `uri` to a local path (`file://` URIs and plain paths).
-pub fn resolve(uri: &str, base: &Path) -> Result<PathBuf, String> {
+/// Resolves a manifest `uri`: `s3://bucket/key`, `file://` URIs and plain paths.
+pub fn resolve(uri: &str, base: &Path) -> Result<Location, String> {
+    if let Some(url) = super::s3::S3Url::parse(uri) {
+        if url.prefix.is_empty() {
+            return Err(format!("`{uri}` names a bucket, not an object"));
+        }
+        return Ok(Location::S3 { bucket: url.bucket, key: url.prefix });
+    }
     let path = if let Some(rest) = uri.strip_prefix("file://") {
         PathBuf::from(rest)
     } else if let Some((scheme, _)) = uri.split_once("://") {
@@ -46,7 +53,7 @@ pub fn resolve(uri: &str, base: &Path) -> Result<PathBuf, String> {
     } else {
         PathBuf::from(uri)
     };
-    Ok(if path.is_absolute() { path } else { base.join(path) })
+    Ok(Location::File(if path.is_absolute() { path } else { base.join(path) }))
 }
 
 /// Reads the manifest line by line, emitting items and rejections for bad lines.
@@ -75,10 +82,11 @@ pub fn walk(path: &Path, default_kind: Kind, emit: &mut dyn FnMut(Entry) -> bool
 
 fn parse(line: &str, base: &Path, default_kind: Kind) -> Result<Item, String> {
     let l: Line = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    let path = resolve(&l.uri, base)?;
+    let location = resolve(&l.uri, base)?;
     Ok(Item {
         uri: l.uri,
-        location: Location::File(path),
+        location,
+        fingerprint: None,
         meta: ObjectMeta {
             kind: l.kind.unwrap_or(default_kind),
             listing_id: l.listing_id.map(IdValue::into_string),
@@ -111,6 +119,9 @@ mod tests {
     fn rejects_typos_and_missing_uri() {
         assert!(parse(r#"{"uri":"a.jpg","seler_id":"x"}"#, Path::new("."), Kind::Listing).is_err());
         assert!(parse(r#"{"kind":"listing"}"#, Path::new("."), Kind::Listing).is_err());
-        assert!(parse(r#"{"uri":"s3://b/k.jpg"}"#, Path::new("."), Kind::Listing).is_err());
+        assert!(parse(r#"{"uri":"s3://bucket-only"}"#, Path::new("."), Kind::Listing).is_err());
+        assert!(parse(r#"{"uri":"http://x/k.jpg"}"#, Path::new("."), Kind::Listing).is_err());
+        let s3 = parse(r#"{"uri":"s3://b/k/1.jpg"}"#, Path::new("."), Kind::Listing).unwrap();
+        assert_eq!(s3.location, Location::S3 { bucket: "b".into(), key: "k/1.jpg".into() });
     }
 }

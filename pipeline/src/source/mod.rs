@@ -2,6 +2,7 @@
 
 pub mod folder;
 pub mod manifest;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,13 @@ impl std::str::FromStr for Kind {
 pub enum Location {
     /// A local file.
     File(PathBuf),
+    /// An object in S3-compatible storage.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
 }
 
 /// What the source says about an object (the crawler's context, kept as given).
@@ -68,6 +76,9 @@ pub struct Item {
     pub uri: String,
     /// Where to read it.
     pub location: Location,
+    /// Its version as the source knows it (ETag from a listing, size-mtime from a walk);
+    /// `None` when it must be asked for before planning.
+    pub fingerprint: Option<String>,
     /// Context from the source.
     pub meta: ObjectMeta,
 }
@@ -110,12 +121,34 @@ pub enum SourceSpec {
         /// Kind for lines without one.
         default_kind: Kind,
     },
+    /// Every object under an S3 prefix.
+    S3 {
+        /// Bucket and prefix.
+        url: s3::S3Url,
+        /// Kinds by key prefix.
+        rules: s3::KindRules,
+        /// Kind for keys no rule matches.
+        default_kind: Kind,
+    },
 }
 
 impl SourceSpec {
+    /// Picks S3, folder or manifest by what `source` is.
+    pub fn parse(source: &str, kind: Kind, rules: s3::KindRules) -> std::io::Result<Self> {
+        match s3::S3Url::parse(source) {
+            Some(url) => Ok(SourceSpec::S3 { url, rules, default_kind: kind }),
+            None => Self::from_path(Path::new(source), kind),
+        }
+    }
+
     /// Picks folder or manifest by what `path` is.
     pub fn from_path(path: &Path, kind: Kind) -> std::io::Result<Self> {
         let meta = std::fs::metadata(path)?;
+        if meta.is_file() && folder::is_image_path(path) {
+            return Err(std::io::Error::other(
+                "this is an image; pass the folder that holds it, or a JSONL manifest",
+            ));
+        }
         Ok(if meta.is_dir() {
             SourceSpec::Folder {
                 root: path.to_path_buf(),
@@ -129,12 +162,13 @@ impl SourceSpec {
         })
     }
 
-    /// Walks the source on the calling (blocking) thread, handing each entry to `emit`;
-    /// stops early when `emit` returns false.
+    /// Walks a local source on the calling (blocking) thread, handing each entry to `emit`;
+    /// stops early when `emit` returns false. (S3 sources are listed by `s3::list`.)
     pub fn walk(&self, emit: &mut dyn FnMut(Entry) -> bool) -> std::io::Result<()> {
         match self {
             SourceSpec::Folder { root, kind } => folder::walk(root, *kind, emit),
             SourceSpec::Manifest { path, default_kind } => manifest::walk(path, *default_kind, emit),
+            SourceSpec::S3 { .. } => Err(std::io::Error::other("an S3 source is listed asynchronously")),
         }
     }
 
@@ -143,6 +177,7 @@ impl SourceSpec {
         match self {
             SourceSpec::Folder { root, .. } => root.display().to_string(),
             SourceSpec::Manifest { path, .. } => path.display().to_string(),
+            SourceSpec::S3 { url, .. } => format!("s3://{}/{}", url.bucket, url.prefix),
         }
     }
 }
