@@ -8,7 +8,7 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 
 use super::{Entry, Item, Kind, Location, ObjectMeta};
@@ -73,12 +73,24 @@ pub struct S3SetupError(pub String);
 
 /// Builds a client: the standard AWS configuration chain, then the options on top.
 pub async fn client(opts: &S3Options) -> Client {
+    // Environment and profile only: the default chain would also ask the EC2 metadata service,
+    // a network call that makes no sense for a self-hosted store.
     let region = RegionProviderChain::first_try(opts.region.clone().map(aws_sdk_s3::config::Region::new))
-        .or_default_provider()
+        .or_else(aws_config::environment::region::EnvironmentVariableRegionProvider::new())
+        .or_else(aws_config::profile::ProfileFileRegionProvider::new())
         .or_else("us-east-1");
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
-    if let Some(e) = &opts.endpoint {
-        loader = loader.endpoint_url(e);
+    let endpoint = opts.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    if let Some(e) = &endpoint {
+        // A self-hosted store: credentials come from the environment or a profile, never from
+        // the EC2/ECS metadata services (network calls that cannot help here).
+        loader = loader.endpoint_url(e).credentials_provider(
+            aws_config::meta::credentials::CredentialsProviderChain::first_try(
+                "environment",
+                aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new(),
+            )
+            .or_else("profile", aws_config::profile::ProfileFileCredentialsProvider::builder().build()),
+        );
     }
     let shared = loader.load().await;
     let conf = aws_sdk_s3::config::Builder::from(&shared)
@@ -121,9 +133,15 @@ fn setup_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
     opts: &S3Options,
 ) -> String {
     let endpoint = opts.endpoint.clone().unwrap_or_else(|| "the AWS default endpoint".into());
+    let text = causes(e);
+    if text.contains("credentials") && !matches!(e, SdkError::ServiceError(_)) {
+        return format!(
+            "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile ({text})"
+        );
+    }
     match e {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            format!("cannot reach the object store at {endpoint}: {}", one_line(&DisplayErrorContext(e).to_string()))
+            format!("cannot reach the object store at {endpoint}: {text}")
         }
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
@@ -137,19 +155,26 @@ fn setup_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
                 _ => format!("bucket `{bucket}`: {status} {code}: {}", se.err().message().unwrap_or("")),
             }
         }
-        other => {
-            let text = DisplayErrorContext(other).to_string();
-            if text.contains("credentials") {
-                format!("no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile ({})", one_line(&text))
-            } else {
-                format!("object store at {endpoint}: {}", one_line(&text))
-            }
-        }
+        _ => format!("object store at {endpoint}: {text}"),
     }
 }
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// An error and its causes on one line, without the SDK's debug dumps.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    one_line(&parts.join(": "))
 }
 
 /// Maps key prefixes to kinds (`listings/=listing,xray/=xray`): the longest matching prefix wins.
@@ -218,10 +243,10 @@ where
                 Ok(p) => break p,
                 Err(e) if attempt < 12 && retryable(&e) => {
                     attempt += 1;
-                    tracing::warn!(bucket = %url.bucket, "listing failed, retrying: {}", one_line(&DisplayErrorContext(&e).to_string()));
+                    tracing::warn!(bucket = %url.bucket, "listing failed, retrying: {}", causes(&e));
                     backoff(attempt).await;
                 }
-                Err(e) => return Err(one_line(&DisplayErrorContext(&e).to_string())),
+                Err(e) => return Err(causes(&e)),
             }
         };
         for obj in page.contents() {
@@ -288,7 +313,7 @@ fn get_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
     bucket: &str,
     key: &str,
 ) -> Failure {
-    let text = one_line(&DisplayErrorContext(e).to_string());
+    let text = causes(e);
     match e {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
