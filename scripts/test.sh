@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Quick start, part 2: every test (unit, parity, bad input, end to end, CLI), with the real
-# ONNX Runtime. Needs nothing outside the repository. Extra arguments go to `cargo test`.
+# Quick start, part 2: every test (unit, parity, bad input, end to end, CLI, S3), with the real
+# ONNX Runtime and a real S3-compatible server (s3s-fs, installed once into ~/.cache/tusk and
+# started by the tests on loopback ports). Needs nothing outside the repository.
+# Extra arguments go to `cargo test`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup-ort.sh
+TUSK_S3S_FS="$(scripts/setup-s3s.sh)"
+export TUSK_S3S_FS
 cargo test --workspace "$@"

@@ -37,31 +37,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for b in bytes {
-        crc ^= *b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
-/// A valid PNG whose IHDR (with a correct CRC) claims `w × h` pixels.
-fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-    let mut png = Vec::new();
-    DynamicImage::ImageRgb8(RgbImage::new(1, 1))
-        .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
-        .unwrap();
-    // Signature (8) + length (4) + "IHDR" (4): width and height follow.
-    png[16..20].copy_from_slice(&w.to_be_bytes());
-    png[20..24].copy_from_slice(&h.to_be_bytes());
-    let crc = crc32(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.to_be_bytes());
-    png
-}
-
 fn encode(img: &DynamicImage, format: image::ImageFormat) -> Vec<u8> {
     let mut out = Vec::new();
     img.write_to(&mut Cursor::new(&mut out), format).unwrap();
@@ -95,7 +70,7 @@ fn write_cases(dir: &Path) {
     std::fs::write(dir.join("truncated.jpg"), &jpeg[..jpeg.len() * 6 / 10]).unwrap();
     std::fs::write(dir.join("empty.jpg"), b"").unwrap();
     std::fs::write(dir.join("text.jpg"), b"this is a text file, not a photo\n").unwrap();
-    std::fs::write(dir.join("huge.png"), png_claiming(100_000, 100_000)).unwrap();
+    std::fs::write(dir.join("huge.png"), common::png_claiming(100_000, 100_000)).unwrap();
     let mut corrupt = encode(&DynamicImage::ImageRgb8(RgbImage::new(64, 64)), image::ImageFormat::Png);
     let n = corrupt.len();
     corrupt[n / 2..n - 12].iter_mut().for_each(|b| *b = 0xA5);
@@ -108,7 +83,7 @@ fn write_cases(dir: &Path) {
 
 #[test]
 fn header_claiming_ten_gigapixels_is_refused_without_allocating() {
-    let png = png_claiming(100_000, 100_000);
+    let png = common::png_claiming(100_000, 100_000);
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
     let err = decode(&png, &DecodeLimits::default()).unwrap_err();

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use sqlx::SqlitePool;
 
+pub mod s3server;
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -78,3 +80,30 @@ pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("valid JSON line"))
         .collect()
 }
+
+/// CRC-32 (PNG chunks).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for b in bytes {
+        crc ^= *b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// A valid PNG whose IHDR (with a correct CRC) claims `w × h` pixels.
+pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(1, 1))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    // Signature (8) + length (4) + "IHDR" (4): width and height follow.
+    png[16..20].copy_from_slice(&w.to_be_bytes());
+    png[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
