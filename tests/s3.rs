@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::s3server::{small_real_jpegs, S3Server};
@@ -237,4 +237,68 @@ fn an_outage_mid_run_loses_nothing_and_a_rerun_completes_it() {
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects"), n as i64);
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM results"), n as i64);
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM failures"), 0);
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(90), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn follow_picks_up_new_and_changed_objects_and_out_writes_whole_parts() {
+    let server = S3Server::start();
+    let jpegs = small_real_jpegs(26);
+    server.put("tusk", jpegs[..20].iter().enumerate().map(|(i, b)| (format!("in/{i:03}.jpg"), b.clone())).collect());
+    server.put("results", vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let child = server
+        .tusk_scan("s3://tusk/in/", &db, &["--follow", "--interval", "1s", "--out", "s3://results/parts"])
+        .args(["--out-part-records", "8", "--out-part-age", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the first pass", || common::count(&db, "SELECT COUNT(*) FROM objects") == 20);
+    let before = common::pairs(&db, "SELECT uri, fingerprint FROM objects WHERE uri LIKE '%/007.jpg'");
+
+    // New objects, and one replaced with other bytes (a new ETag).
+    let mut more: Vec<(String, Vec<u8>)> =
+        jpegs[20..25].iter().enumerate().map(|(i, b)| (format!("in/{:03}.jpg", 20 + i), b.clone())).collect();
+    more.push(("in/007.jpg".to_string(), jpegs[25].clone()));
+    server.put("tusk", more);
+    wait_for("the new and changed objects", || {
+        common::count(&db, "SELECT COUNT(*) FROM objects") == 25
+            && common::pairs(&db, "SELECT uri, fingerprint FROM objects WHERE uri LIKE '%/007.jpg'") != before
+    });
+    // Let the last part's age run out, then stop the way an operator does.
+    wait_for("the part files", || {
+        let lines: usize = server.get_all("results", "parts/").iter().map(|(_, b)| b.iter().filter(|c| **c == b'\n').count()).sum();
+        lines >= 26
+    });
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let parts = server.get_all("results", "parts/");
+    assert!(parts.len() >= 4, "{} parts", parts.len());
+    let mut uris = Vec::new();
+    for (key, body) in &parts {
+        assert!(key.starts_with("parts/part-") && key.ends_with(".jsonl"), "{key}");
+        let text = String::from_utf8(body.clone()).unwrap();
+        assert!(text.ends_with('\n'), "{key} is whole");
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            uris.push(v["uri"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(uris.len(), 26, "20 + 5 new + 1 changed");
+    assert_eq!(uris.iter().filter(|u| u.ends_with("/007.jpg")).count(), 2);
+    uris.sort();
+    uris.dedup();
+    assert_eq!(uris.len(), 25);
+    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM results"), 25);
 }

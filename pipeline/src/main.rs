@@ -12,7 +12,7 @@ use tusk::decode::DecodeLimits;
 use tusk::infer::{manifest, Model, ModelError};
 use tusk::pipeline::{self, Progress, ScanError, ScanOptions};
 use tusk::record::Record;
-use tusk::source::s3::{KindRules, S3Options};
+use tusk::source::s3::{KindRules, S3Options, S3Url};
 use tusk::source::{Kind, SourceSpec};
 
 /// tusk finds wildlife products (ivory, pangolin scales, live reptiles) in listing photos and
@@ -135,6 +135,37 @@ struct ScanArgs {
     /// Attempts per S3 request (backoff with jitter between them) before a failure record.
     #[arg(long, default_value_t = 5)]
     s3_attempts: u32,
+    /// After a pass, keep listing the source and process new or changed objects until Ctrl-C.
+    #[arg(long)]
+    follow: bool,
+    /// Wait between --follow passes: 30s, 2m, 500ms, or plain seconds.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Also write the JSONL records to object storage as part files under s3://BUCKET/PREFIX/
+    /// (each part written whole; names sort by time).
+    #[arg(long)]
+    out: Option<String>,
+    /// Records per --out part file.
+    #[arg(long, default_value_t = 1000)]
+    out_part_records: usize,
+    /// Longest a record waits for its --out part, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    out_part_age: Duration,
+}
+
+/// Parses `30s`, `2m`, `500ms`, `1h` or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 30s, 2m, 500ms)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m, h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn main() -> ExitCode {
@@ -234,6 +265,23 @@ fn scan(args: ScanArgs) -> ExitCode {
         attempts: args.s3_attempts.max(1),
         concurrency: args.s3_concurrency.max(1),
     };
+    opts.follow = args.follow.then_some(args.interval);
+    if let Some(out) = &args.out {
+        match S3Url::parse(out) {
+            Some(mut url) => {
+                if !url.prefix.is_empty() && !url.prefix.ends_with('/') {
+                    url.prefix.push('/');
+                }
+                opts.out = Some(url);
+            }
+            None => {
+                eprintln!("error: --out must be s3://BUCKET/PREFIX/, not `{out}`");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    opts.out_part_records = args.out_part_records.max(1);
+    opts.out_part_age = args.out_part_age;
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -378,5 +426,15 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        use std::time::Duration;
+        assert_eq!(super::parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(super::parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(super::parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(super::parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert!(super::parse_duration("5 parsecs").is_err());
     }
 }

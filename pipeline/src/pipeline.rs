@@ -17,7 +17,7 @@ use crate::hash::PerceptualHasher;
 use crate::infer::{manifest, preprocess, Model, ModelError, ModelManifest};
 use crate::record::{Detection, Failure, Record, Stage};
 use crate::sink::sqlite::{RunCounts, RunStatus};
-use crate::sink::{JsonlSink, Store, StoreError};
+use crate::sink::{JsonlSink, S3Parts, Store, StoreError};
 use crate::source::s3::{self, S3Options};
 use crate::source::{file_fingerprint, Entry, Item, Kind, Location, SourceSpec};
 
@@ -50,6 +50,14 @@ pub struct ScanOptions {
     pub limits: DecodeLimits,
     /// Object-store access, for `s3://` sources and manifest lines.
     pub s3: S3Options,
+    /// Keep listing after each pass, waiting this long between passes, until stopped.
+    pub follow: Option<Duration>,
+    /// Also write JSONL part files under this `s3://bucket/prefix/`.
+    pub out: Option<s3::S3Url>,
+    /// Records per part file.
+    pub out_part_records: usize,
+    /// Longest time a record waits before its part is written.
+    pub out_part_age: Duration,
 }
 
 impl ScanOptions {
@@ -70,6 +78,10 @@ impl ScanOptions {
             queue: 64,
             limits: DecodeLimits::default(),
             s3: S3Options::default(),
+            follow: None,
+            out: None,
+            out_part_records: 1000,
+            out_part_age: Duration::from_secs(60),
         }
     }
 }
@@ -137,6 +149,9 @@ pub enum ScanError {
         /// What went wrong.
         message: String,
     },
+    /// A part file could not be written to object storage.
+    #[error("{0}")]
+    Out(String),
     /// The JSONL file could not be written.
     #[error("JSONL output {path}: {source}")]
     Jsonl {
@@ -162,6 +177,9 @@ struct Job {
     fingerprint: String,
     bytes: Option<Vec<u8>>,
 }
+
+/// Uris queued but not yet written: a `--follow` pass must not queue them a second time.
+type InFlight = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
 
 /// The object-store client, made on first use (a local scan never builds one).
 struct Remote {
@@ -223,6 +241,9 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
     if let SourceSpec::S3 { url, .. } = &opts.source {
         s3::check(&opts.s3, url).await?;
     }
+    if let Some(url) = &opts.out {
+        s3::check(&opts.s3, url).await?;
+    }
     let remote = Arc::new(Remote {
         opts: opts.s3.clone(),
         client: tokio::sync::OnceCell::new(),
@@ -244,7 +265,8 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
     let (prep_tx, prep_rx) = bounded::<Prepared>((opts.batch.max(1) * infer_workers * 2).max(2));
     let (out_tx, out_rx) = bounded::<SinkMsg>(queue);
 
-    let source_task = spawn_source(opts.source.clone(), entry_tx, remote.clone(), stop.clone());
+    let in_flight: InFlight = Arc::default();
+    let source_task = spawn_source(opts.source.clone(), entry_tx, remote.clone(), opts.follow, stop.clone());
     let planner = tokio::spawn(plan(
         entry_rx,
         plan_tx,
@@ -253,6 +275,7 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
         by_kind.clone(),
         ids.clone(),
         remote.clone(),
+        in_flight.clone(),
         stop.clone(),
     ));
     let mut fetchers = Vec::new();
@@ -287,9 +310,32 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
         })?),
         None => None,
     };
-    let jsonl_path = opts.jsonl.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-    let sink = sink(out_rx, store.clone(), run_id, model_ids, jsonl, jsonl_path, progress);
-    let sink_result = sink.await;
+    let parts = match &opts.out {
+        Some(url) => Some(S3Parts::new(remote.client().await.clone(), url.clone(), run_id)),
+        None => None,
+    };
+    let outputs = Outputs {
+        store: store.clone(),
+        run_id,
+        model_ids,
+        jsonl: jsonl.map(|j| (j, opts.jsonl.as_ref().map(|p| p.display().to_string()).unwrap_or_default())),
+        parts,
+    };
+    // Part files are written whole, so they set the pace; otherwise commit small and often.
+    let policy = if opts.out.is_some() {
+        FlushPolicy {
+            max_records: opts.out_part_records.max(1),
+            max_age: opts.out_part_age,
+            when_idle: false,
+        }
+    } else {
+        FlushPolicy {
+            max_records: 256,
+            max_age: Duration::from_millis(250),
+            when_idle: true,
+        }
+    };
+    let sink_result = sink(out_rx, outputs, policy, in_flight, progress).await;
 
     let join_err = |e: tokio::task::JoinError| ScanError::Worker(e.to_string());
     let source_result = source_task.await.map_err(join_err)?;
@@ -332,27 +378,49 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
 }
 
 /// Starts the source: a blocking walk for local sources, an async listing for S3.
+/// With `follow`, every pass after the first waits `interval` (ending early on stop).
 fn spawn_source(
     source: SourceSpec,
     entries: Sender<Entry>,
     remote: Arc<Remote>,
+    follow: Option<Duration>,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Result<(), String>> {
-    match source {
-        SourceSpec::S3 { url, rules, default_kind } => tokio::spawn(async move {
-            let client = remote.client().await;
-            s3::list(client, &url, &rules, default_kind, |e| {
-                let (entries, stop) = (entries.clone(), stop.clone());
-                async move { !stop.load(Ordering::Relaxed) && entries.send(e).await.is_ok() }
-            })
-            .await
-        }),
-        local => tokio::task::spawn_blocking(move || {
-            local
-                .walk(&mut |e| !stop.load(Ordering::Relaxed) && entries.send_blocking(e).is_ok())
-                .map_err(|e| e.to_string())
-        }),
-    }
+    tokio::spawn(async move {
+        loop {
+            match &source {
+                SourceSpec::S3 { url, rules, default_kind } => {
+                    let client = remote.client().await;
+                    s3::list(client, url, rules, *default_kind, |e| {
+                        let (entries, stop) = (entries.clone(), stop.clone());
+                        async move { !stop.load(Ordering::Relaxed) && entries.send(e).await.is_ok() }
+                    })
+                    .await?;
+                }
+                local => {
+                    let (local, entries, stop) = (local.clone(), entries.clone(), stop.clone());
+                    tokio::task::spawn_blocking(move || {
+                        local.walk(&mut |e| !stop.load(Ordering::Relaxed) && entries.send_blocking(e).is_ok())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                }
+            }
+            let Some(interval) = follow else { return Ok(()) };
+            let until = tokio::time::Instant::now() + interval;
+            while tokio::time::Instant::now() < until {
+                if stop.load(Ordering::Relaxed) || entries.is_closed() {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            tracing::info!("follow: listing {} again", source.describe());
+        }
+    })
 }
 
 /// Finds each item's fingerprint, skips the ones already done, and queues the rest.
@@ -365,6 +433,7 @@ async fn plan(
     by_kind: Arc<HashMap<Kind, Vec<usize>>>,
     ids: Vec<i64>,
     remote: Arc<Remote>,
+    in_flight: InFlight,
     stop: Arc<AtomicBool>,
 ) -> Result<(), ScanError> {
     while let Ok(entry) = entries.recv().await {
@@ -397,9 +466,13 @@ async fn plan(
             }
         };
         let needed: Vec<i64> = by_kind[&item.meta.kind].iter().map(|i| ids[*i]).collect();
-        let sent = if store.is_done(&item.uri, &fingerprint, &needed).await? {
+        let queued = in_flight.lock().unwrap_or_else(|e| e.into_inner()).contains(&item.uri);
+        let sent = if queued {
+            true
+        } else if store.is_done(&item.uri, &fingerprint, &needed).await? {
             out.send(SinkMsg::Skipped).await.is_ok()
         } else {
+            in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(item.uri.clone());
             jobs.send(Job { item, fingerprint, bytes: None }).await.is_ok()
         };
         if !sent {
@@ -697,21 +770,53 @@ fn run_batch(models: &mut [Model], items: Vec<Prepared>) -> Vec<Record> {
     records
 }
 
-/// The single writer: batches records into store transactions and JSONL lines.
-async fn sink(
-    input: Receiver<SinkMsg>,
+/// Everything the writer writes to.
+struct Outputs {
     store: Store,
     run_id: i64,
     model_ids: BTreeMap<String, i64>,
-    mut jsonl: Option<JsonlSink>,
-    jsonl_path: String,
+    jsonl: Option<(JsonlSink, String)>,
+    parts: Option<S3Parts>,
+}
+
+/// When the writer flushes what it holds.
+struct FlushPolicy {
+    max_records: usize,
+    max_age: Duration,
+    when_idle: bool,
+}
+
+impl Outputs {
+    /// Streams first (part file, JSONL), then the store: a crash in between repeats lines in
+    /// the streams but never loses a stored result from them.
+    async fn write(&mut self, records: &[Record]) -> Result<(), ScanError> {
+        if let Some(parts) = self.parts.as_mut() {
+            parts.put(records).await.map_err(ScanError::Out)?;
+        }
+        if let Some((j, path)) = self.jsonl.as_mut() {
+            j.write(records).map_err(|source| ScanError::Jsonl {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        self.store.write(self.run_id, records, &self.model_ids).await?;
+        Ok(())
+    }
+}
+
+/// The single writer: batches records into store transactions, JSONL lines and part files.
+async fn sink(
+    input: Receiver<SinkMsg>,
+    mut outputs: Outputs,
+    policy: FlushPolicy,
+    in_flight: InFlight,
     progress: Arc<dyn Progress>,
 ) -> Result<Summary, ScanError> {
-    const MAX_PENDING: usize = 256;
     let mut summary = Summary::default();
-    let mut pending: Vec<Record> = Vec::with_capacity(MAX_PENDING);
+    let mut pending: Vec<Record> = Vec::new();
+    let mut oldest = Instant::now();
     loop {
-        let next = tokio::time::timeout(Duration::from_millis(250), input.recv()).await;
+        let next = tokio::time::timeout(Duration::from_millis(100), input.recv()).await;
         let closed = match next {
             Ok(Ok(SinkMsg::Skipped)) => {
                 summary.skipped += 1;
@@ -719,22 +824,24 @@ async fn sink(
                 false
             }
             Ok(Ok(SinkMsg::Record(r))) => {
+                if pending.is_empty() {
+                    oldest = Instant::now();
+                }
                 pending.push(*r);
                 false
             }
             Ok(Err(_)) => true,
             Err(_) => false,
         };
-        let due = closed || pending.len() >= MAX_PENDING || (next_is_idle(&input) && !pending.is_empty());
+        let due = closed
+            || pending.len() >= policy.max_records
+            || oldest.elapsed() >= policy.max_age
+            || (policy.when_idle && next_is_idle(&input));
         if due && !pending.is_empty() {
-            if let Some(j) = jsonl.as_mut() {
-                j.write(&pending).map_err(|source| ScanError::Jsonl {
-                    path: jsonl_path.clone(),
-                    source,
-                })?;
-            }
-            store.write(run_id, &pending, &model_ids).await?;
+            outputs.write(&pending).await?;
+            let mut queued = in_flight.lock().unwrap_or_else(|e| e.into_inner());
             for r in pending.drain(..) {
+                queued.remove(&r.uri);
                 match &r.failure {
                     Some(f) => {
                         summary.failed += 1;

@@ -125,6 +125,23 @@ impl S3Server {
         });
     }
 
+    /// Every object under `prefix`, sorted by key, with its bytes.
+    pub fn get_all(&self, bucket: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let client = self.client(&rt);
+        rt.block_on(async {
+            let list = client.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap();
+            let mut out = Vec::new();
+            for o in list.contents() {
+                let key = o.key().unwrap().to_string();
+                let body = client.get_object().bucket(bucket).key(&key).send().await.unwrap().body;
+                out.push((key, body.collect().await.unwrap().into_bytes().to_vec()));
+            }
+            out.sort();
+            out
+        })
+    }
+
     /// Deletes one object.
     pub fn delete(&self, bucket: &str, key: &str) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -1,8 +1,11 @@
 //! Sinks: where records go. SQLite is the store of record (exactly once per object version and
-//! model); JSONL is a stream for other tools (at least once: written before the store commits).
+//! model); JSONL files and S3 part files are streams for other tools (at least once: written
+//! before the store commits).
 
 pub mod jsonl;
+pub mod s3parts;
 pub mod sqlite;
 
 pub use jsonl::JsonlSink;
+pub use s3parts::S3Parts;
 pub use sqlite::{Store, StoreError};
