@@ -260,7 +260,7 @@ where
                     bucket: url.bucket.clone(),
                     key: key.to_string(),
                 },
-                fingerprint: obj.e_tag().map(|t| t.trim_matches('"').to_string()),
+                fingerprint: Some(fingerprint(obj.e_tag(), obj.size(), obj.last_modified())),
                 meta: ObjectMeta {
                     kind: rules.kind_for(key, default_kind),
                     ..ObjectMeta::default()
@@ -300,10 +300,23 @@ fn read_failure(reason: &str, message: String) -> Failure {
     }
 }
 
-/// The ETag of one object (for manifest lines that name an `s3://` uri).
+/// An object's fingerprint: its ETag, or size and modification time where the store gives no
+/// ETag (some servers do not for objects written behind their back).
+fn fingerprint(etag: Option<&str>, size: Option<i64>, modified: Option<&aws_sdk_s3::primitives::DateTime>) -> String {
+    match etag.map(|t| t.trim_matches('"')).filter(|t| !t.is_empty()) {
+        Some(t) => t.to_string(),
+        None => format!(
+            "{}-{}",
+            size.unwrap_or(-1),
+            modified.map(|m| m.as_nanos().to_string()).unwrap_or_default()
+        ),
+    }
+}
+
+/// The fingerprint of one object (for manifest lines that name an `s3://` uri).
 pub async fn head(client: &Client, bucket: &str, key: &str) -> Result<String, Failure> {
     match client.head_object().bucket(bucket).key(key).send().await {
-        Ok(h) => Ok(h.e_tag().unwrap_or("").trim_matches('"').to_string()),
+        Ok(h) => Ok(fingerprint(h.e_tag(), h.content_length(), h.last_modified())),
         Err(e) => Err(get_failure(&e, bucket, key)),
     }
 }
