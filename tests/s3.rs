@@ -61,12 +61,31 @@ fn s3_scan_gives_the_same_results_as_the_local_scan() {
         assert!(r["scores"].as_object().unwrap().is_empty(), "no listing model runs on an X-ray scan");
         assert!(r["hashes"]["phash"].is_string());
     }
-    // Fingerprints are the ETags (MD5 of the bytes for a simple upload).
-    let etag = common::pairs(&db, "SELECT uri, fingerprint FROM objects WHERE uri LIKE '%/skimage_coins.png' AND uri LIKE '%listings%'");
-    assert_eq!(etag[0].1.len(), 32, "{etag:?}");
+    // s3s-fs lists objects without ETags, so the fingerprint is size-mtime from the listing.
+    let fp = common::pairs(&db, "SELECT uri, fingerprint FROM objects WHERE uri LIKE '%listings%skimage_coins.png'");
+    let size = std::fs::metadata(common::demo_dir().join("images/skimage_coins.png")).unwrap().len();
+    assert!(fp[0].1.starts_with(&format!("{size}-")), "{fp:?}");
 
     let again = server.scan_ok("s3://tusk/", &db, &["--kind-by-prefix", rules]);
     assert!(again.contains("0 processed") && again.contains(&format!("{} skipped", local.len() + 2)), "{again}");
+
+    // A manifest may name s3:// objects, with the crawler's context; a missing one is a failure.
+    let manifest = dir.path().join("m.jsonl");
+    std::fs::write(
+        &manifest,
+        "{\"uri\":\"s3://tusk/listings/demo/skimage_coins.png\",\"seller_id\":\"s7\",\"listing_id\":\"L7\"}\n\
+         {\"uri\":\"s3://tusk/listings/demo/nope.jpg\",\"seller_id\":\"s8\"}\n",
+    )
+    .unwrap();
+    let mdb = dir.path().join("m.db");
+    let out = server.scan_ok(manifest.to_str().unwrap(), &mdb, &[]);
+    assert!(out.contains("1 processed") && out.contains("1 failed"), "{out}");
+    // Named one by one, objects are fingerprinted by HEAD, which s3s-fs answers with the MD5 ETag.
+    let row = common::pairs(&mdb, "SELECT seller_id, fingerprint FROM objects");
+    assert_eq!(row.len(), 1);
+    assert_eq!(row[0].0, "s7");
+    assert_eq!(row[0].1.len(), 32, "{row:?}");
+    assert_eq!(common::pairs(&mdb, "SELECT uri, reason FROM failures")[0].1, "not_found");
 }
 
 #[test]
@@ -301,4 +320,69 @@ fn follow_picks_up_new_and_changed_objects_and_out_writes_whole_parts() {
     uris.dedup();
     assert_eq!(uris.len(), 25);
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM results"), 25);
+}
+
+/// Peak resident memory (VmHWM) of a running process, in KiB; 0 once it is gone.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn peak_memory_does_not_grow_with_the_number_of_keys() {
+    let server = S3Server::start();
+    // Objects written straight into the server's folder (hard links to a few small JPEGs):
+    // listing and fetching are what is measured, so `--kind xray` leaves the model out.
+    let src = tempfile::tempdir().unwrap();
+    let photos: Vec<std::path::PathBuf> = small_real_jpegs(50)
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let p = src.path().join(format!("{i}.jpg"));
+            std::fs::write(&p, b).unwrap();
+            p
+        })
+        .collect();
+    let mut peaks = Vec::new();
+    for n in [2_000usize, 20_000] {
+        let base = server.data_dir().join("mem").join(format!("n{n}"));
+        for i in 0..n {
+            let dir = base.join(format!("d{:03}", i / 1000));
+            if i % 1000 == 0 {
+                std::fs::create_dir_all(&dir).unwrap();
+            }
+            std::fs::hard_link(&photos[i % photos.len()], dir.join(format!("{i:06}.jpg"))).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("m.db");
+        let mut child = server
+            .tusk_scan(&format!("s3://mem/n{n}/"), &db, &["--kind", "xray"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut peak = 0;
+        while child.try_wait().unwrap().is_none() {
+            peak = peak.max(peak_rss_kib(child.id()));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && stdout.contains(&format!("{n} processed")), "{stdout}");
+        eprintln!("{n} keys: peak RSS {} MiB", peak / 1024);
+        peaks.push(peak);
+    }
+    assert!(peaks[0] > 0);
+    assert!(
+        peaks[1] <= peaks[0] + peaks[0] / 4 + 8 * 1024,
+        "peak RSS grew with the key count: {} KiB for 2,000 keys, {} KiB for 20,000",
+        peaks[0],
+        peaks[1]
+    );
 }
