@@ -325,10 +325,13 @@ fn scan(args: ScanArgs) -> ExitCode {
                 println!("  failures: {reason} {n}");
             }
             print!("  store: {} (run {})", args.db.display(), s.run_id);
-            match &args.jsonl {
-                Some(j) => println!(", jsonl: {}", j.display()),
-                None => println!(),
+            if let Some(j) = &args.jsonl {
+                print!(", jsonl: {}", j.display());
             }
+            if let Some(o) = &args.out {
+                print!(", out: {o}");
+            }
+            println!();
             if s.interrupted {
                 println!("  interrupted: rerun the same command to finish");
                 ExitCode::from(130)
