@@ -1,11 +1,10 @@
 //! Perceptual hashes (64-bit pHash and dHash, `image_hasher`) computed from a small
 //! pre-shrunk copy, so hashing costs microseconds whatever the photo's size.
 
-use fast_image_resize::Resizer;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, RgbImage};
 use image_hasher::{HashAlg, Hasher, HasherConfig};
 
-use crate::infer::preprocess::resize_rgb;
 use crate::record::Hashes;
 
 /// Side of the square copy the hashes are computed from (4× the 16-px DCT input).
@@ -53,6 +52,21 @@ impl PerceptualHasher {
             dhash: to_u64(self.dhash.hash_image(&grey).as_bytes()),
         }
     }
+}
+
+/// Resizes `img` to `w × h` with `fast_image_resize`'s antialiased bilinear filter: fast, and
+/// close to Pillow but not bit-exact, which hashing does not need.
+fn resize_rgb(resizer: &mut Resizer, img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    let mut dst = RgbImage::new(w.max(1), h.max(1));
+    if img.width() == dst.width() && img.height() == dst.height() {
+        dst.copy_from_slice(img.as_raw());
+        return dst;
+    }
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    resizer
+        .resize(img, &mut dst, &options)
+        .expect("RGB8 to RGB8 resize of non-empty images cannot fail");
+    dst
 }
 
 fn to_u64(bytes: &[u8]) -> u64 {

@@ -2,7 +2,6 @@
 //! (Pillow + torchvision conventions) does: Pillow's bilinear resize (see `resample`), then
 //! scale to 0..1, subtract the mean and divide by the standard deviation.
 
-use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 
 use super::manifest::{InputSpec, Layout, ResizeMode};
@@ -11,21 +10,6 @@ use super::resample::{resize_bilinear, resize_bilinear_window};
 /// Number of f32 values one image occupies in the input tensor.
 pub fn tensor_len(spec: &InputSpec) -> usize {
     3 * spec.width as usize * spec.height as usize
-}
-
-/// Resizes `img` to `w × h` with `fast_image_resize`'s antialiased bilinear filter (close to
-/// Pillow, not bit-exact: for hashing and other uses that do not feed a model).
-pub fn resize_rgb(resizer: &mut Resizer, img: &RgbImage, w: u32, h: u32) -> RgbImage {
-    let mut dst = RgbImage::new(w.max(1), h.max(1));
-    if img.width() == dst.width() && img.height() == dst.height() {
-        dst.copy_from_slice(img.as_raw());
-        return dst;
-    }
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-    resizer
-        .resize(img, &mut dst, &options)
-        .expect("RGB8 to RGB8 resize of non-empty images cannot fail");
-    dst
 }
 
 /// Python's `round()` of `n / 2` (half to even), which torchvision's CenterCrop uses.
