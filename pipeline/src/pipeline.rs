@@ -490,7 +490,7 @@ async fn fingerprint_of(item: &Item, remote: &Remote) -> Result<String, Failure>
     match &item.location {
         Location::File(path) => match tokio::fs::metadata(path).await {
             Ok(m) if m.is_file() => Ok(file_fingerprint(&m)),
-            Ok(_) => Err(read_failure("not_a_file", format!("{} is not a regular file", path.display()))),
+            Ok(_) => Err(Failure::read("not_a_file", format!("{} is not a regular file", path.display()))),
             Err(e) => Err(io_failure(&e, path)),
         },
         Location::S3 { bucket, key } => s3::head(remote.client().await, bucket, key).await,
@@ -531,21 +531,13 @@ async fn fetch(
     }
 }
 
-fn read_failure(reason: &str, message: String) -> Failure {
-    Failure {
-        stage: Stage::Read,
-        reason: reason.into(),
-        message,
-    }
-}
-
 fn io_failure(e: &std::io::Error, path: &std::path::Path) -> Failure {
     let reason = match e.kind() {
         std::io::ErrorKind::NotFound => "not_found",
         std::io::ErrorKind::PermissionDenied => "permission_denied",
         _ => "io_error",
     };
-    read_failure(reason, format!("{}: {e}", path.display()))
+    Failure::read(reason, format!("{}: {e}", path.display()))
 }
 
 /// Per-thread scratch state of a decode worker.
@@ -638,7 +630,7 @@ fn prepare(
         match read {
             Err(e) => return Err(fail(io_failure(&e, path))),
             Ok(Some(len)) => {
-                return Err(fail(read_failure(
+                return Err(fail(Failure::read(
                     "file_too_large",
                     format!("{len} bytes is over --max-file-mb ({} bytes)", limits.max_file_bytes),
                 )))

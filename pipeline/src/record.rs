@@ -52,6 +52,17 @@ pub struct Failure {
     pub message: String,
 }
 
+impl Failure {
+    /// A failure to read an object's bytes (missing, denied, unreachable, too large).
+    pub fn read(reason: &str, message: String) -> Self {
+        Failure {
+            stage: Stage::Read,
+            reason: reason.into(),
+            message,
+        }
+    }
+}
+
 /// The two 64-bit perceptual hashes, as 16 hex digits each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hashes {

@@ -12,7 +12,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 
 use super::{Entry, Item, Kind, Location, ObjectMeta};
-use crate::record::{Failure, Stage};
+use crate::record::Failure;
 
 /// How to reach the object store; `None` fields come from the standard AWS chain
 /// (environment, profile, `AWS_ENDPOINT_URL`).
@@ -292,14 +292,6 @@ where
     }
 }
 
-fn read_failure(reason: &str, message: String) -> Failure {
-    Failure {
-        stage: Stage::Read,
-        reason: reason.into(),
-        message,
-    }
-}
-
 /// An object's fingerprint: its ETag, or size and modification time where the store gives no
 /// ETag (some servers do not for objects written behind their back).
 fn fingerprint(etag: Option<&str>, size: Option<i64>, modified: Option<&aws_sdk_s3::primitives::DateTime>) -> String {
@@ -337,10 +329,10 @@ fn get_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
                 (429 | 500..=599, _) => "unavailable",
                 _ => "request_failed",
             };
-            read_failure(reason, format!("s3://{bucket}/{key}: {status} {code}"))
+            Failure::read(reason, format!("s3://{bucket}/{key}: {status} {code}"))
         }
-        SdkError::TimeoutError(_) => read_failure("timeout", format!("s3://{bucket}/{key}: {text}")),
-        _ => read_failure("unavailable", format!("s3://{bucket}/{key}: {text}")),
+        SdkError::TimeoutError(_) => Failure::read("timeout", format!("s3://{bucket}/{key}: {text}")),
+        _ => Failure::read("unavailable", format!("s3://{bucket}/{key}: {text}")),
     }
 }
 
@@ -355,7 +347,7 @@ pub async fn get(client: &Client, bucket: &str, key: &str, max_bytes: u64, attem
         };
         let len = out.content_length().unwrap_or(0).max(0) as u64;
         if len > max_bytes {
-            return Err(read_failure(
+            return Err(Failure::read(
                 "file_too_large",
                 format!("s3://{bucket}/{key}: {len} bytes is over --max-file-mb ({max_bytes} bytes)"),
             ));
@@ -367,7 +359,7 @@ pub async fn get(client: &Client, bucket: &str, key: &str, max_bytes: u64, attem
                 tracing::debug!(bucket, key, "download broke off, retrying: {e}");
                 backoff(attempt).await;
             }
-            Err(e) => return Err(read_failure("unavailable", format!("s3://{bucket}/{key}: body: {e}"))),
+            Err(e) => return Err(Failure::read("unavailable", format!("s3://{bucket}/{key}: body: {e}"))),
         }
     }
 }
