@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::s3server::{small_real_jpegs, S3Server};
+use common::s3server::{put_small_jpegs, small_real_jpegs, S3Server};
 
 fn demo_objects(prefix: &str) -> Vec<(String, Vec<u8>)> {
     std::fs::read_dir(common::demo_dir().join("images"))
@@ -179,9 +179,7 @@ fn setup_problems_are_one_line_and_exit_2_quickly() {
 fn sigkill_at_random_moments_then_rerun_gives_exactly_one_result_per_object() {
     let server = S3Server::start();
     let n = 2000;
-    let objects: Vec<(String, Vec<u8>)> =
-        small_real_jpegs(n).into_iter().enumerate().map(|(i, b)| (format!("k/{i:05}.jpg"), b)).collect();
-    server.put("tusk", objects);
+    put_small_jpegs(&server, "tusk", "k/", n);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
     // Kill points spread over the run, varied by the clock so trials differ between runs.
@@ -217,9 +215,7 @@ fn sigkill_at_random_moments_then_rerun_gives_exactly_one_result_per_object() {
 fn an_outage_mid_run_loses_nothing_and_a_rerun_completes_it() {
     let mut server = S3Server::start();
     let n = 600;
-    let objects: Vec<(String, Vec<u8>)> =
-        small_real_jpegs(n).into_iter().enumerate().map(|(i, b)| (format!("o/{i:05}.jpg"), b)).collect();
-    server.put("tusk", objects);
+    put_small_jpegs(&server, "tusk", "o/", n);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
     let jsonl = dir.path().join("t.jsonl");

@@ -38,11 +38,15 @@ pub fn tusk(args: &[&str]) -> Output {
 pub fn scan_ok(source: &Path, db: &Path, extra: &[&str]) -> String {
     let mut args = vec!["scan", source.to_str().unwrap(), "--db", db.to_str().unwrap(), "--progress", "off"];
     args.extend_from_slice(extra);
-    let out = tusk(&args);
+    succeeded(tusk(&args), &format!("tusk {args:?}"))
+}
+
+/// Asserts that a finished `tusk` run exited 0, showing its output otherwise; returns stdout.
+pub fn succeeded(out: Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
-        "tusk {args:?} failed ({:?})\nstdout: {stdout}\nstderr: {}",
+        "{what} failed ({:?})\nstdout: {stdout}\nstderr: {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );

@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -171,15 +171,7 @@ impl S3Server {
 
     /// Runs `tusk_scan` to the end and asserts success; returns stdout.
     pub fn scan_ok(&self, source: &str, db: &Path, extra: &[&str]) -> String {
-        let out: Output = self.tusk_scan(source, db, extra).output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "tusk scan {source} failed ({:?})\nstdout: {stdout}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+        super::succeeded(self.tusk_scan(source, db, extra).output().unwrap(), &format!("tusk scan {source}"))
     }
 }
 
@@ -187,6 +179,12 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Uploads `n` small real JPEGs to `bucket` as `PREFIX00000.jpg`, `PREFIX00001.jpg`, …
+pub fn put_small_jpegs(server: &S3Server, bucket: &str, prefix: &str, n: usize) {
+    let objects = small_real_jpegs(n).into_iter().enumerate().map(|(i, b)| (format!("{prefix}{i:05}.jpg"), b)).collect();
+    server.put(bucket, objects);
 }
 
 /// `n` small, distinct, real JPEGs: crops of the demo photos at shifting offsets, 96 px.
