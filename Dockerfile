@@ -2,6 +2,8 @@
 # Mirrors scripts/setup-ort.sh (ONNX Runtime from the onnxruntime PyPI wheel).
 
 FROM rust:1.95-bookworm AS build
+# nasm assembles libjpeg-turbo's SIMD code (scripts/setup-build.sh)
+RUN apt-get update && apt-get install -y --no-install-recommends nasm && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY pipeline ./pipeline

@@ -5,6 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup-ort.sh
+scripts/setup-build.sh
 mkdir -p out
 cargo run --release --quiet -- scan datasets/demo/manifest.jsonl \
   --db out/demo.db --jsonl out/demo.jsonl "$@"

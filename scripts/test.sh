@@ -7,6 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup-ort.sh
+scripts/setup-build.sh
 TUSK_S3S_FS="$(scripts/setup-s3s.sh)"
 export TUSK_S3S_FS
 cargo test --workspace "$@"

@@ -1,5 +1,10 @@
 //! Decoding bytes into an upright 8-bit RGB image, behind size limits checked before any
 //! pixel buffer is allocated.
+//!
+//! JPEGs (YCbCr and greyscale) are decoded by libjpeg-turbo's code (through `mozjpeg`, whose
+//! decoder is libjpeg-turbo's): the decoder Pillow uses, so tusk sees the same pixels a Python
+//! training script saw, bit for bit, and model scores match. Other formats, and CMYK JPEGs, go
+//! through `image`.
 
 use std::io::Cursor;
 
@@ -171,16 +176,51 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, DecodeErro
         return Err(DecodeError::Truncated("no JPEG end-of-image marker".into()));
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match classify(e) {
-        DecodeError::TooLarge { limit, .. } => DecodeError::TooLarge { width, height, limit },
-        other => other,
-    })?;
+    let libjpeg = if format == image::ImageFormat::Jpeg { decode_jpeg(bytes)? } else { None };
+    let mut img = match libjpeg {
+        Some(rgb) => DynamicImage::ImageRgb8(rgb),
+        None => DynamicImage::from_decoder(decoder).map_err(|e| match classify(e) {
+            DecodeError::TooLarge { limit, .. } => DecodeError::TooLarge { width, height, limit },
+            other => other,
+        })?,
+    };
     img.apply_orientation(orientation);
     let rgb = match img {
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
     };
     Ok(Decoded { rgb })
+}
+
+/// Decodes a YCbCr or greyscale JPEG to RGB with libjpeg-turbo's default settings (the
+/// accurate integer IDCT, fancy upsampling), as Pillow does. `None` for colour spaces it leaves
+/// to `image` (CMYK, YCCK). libjpeg reports fatal errors by unwinding, caught here.
+fn decode_jpeg(bytes: &[u8]) -> Result<Option<RgbImage>, DecodeError> {
+    use mozjpeg::ColorSpace;
+    let run = || -> std::io::Result<Option<RgbImage>> {
+        let d = mozjpeg::Decompress::new_mem(bytes)?;
+        if !matches!(d.color_space(), ColorSpace::JCS_YCbCr | ColorSpace::JCS_GRAYSCALE | ColorSpace::JCS_RGB) {
+            return Ok(None);
+        }
+        let mut started = d.rgb()?;
+        let (w, h) = (started.width() as u32, started.height() as u32);
+        let pixels = started.read_scanlines::<u8>()?;
+        started.finish()?;
+        Ok(RgbImage::from_raw(w, h, pixels))
+    };
+    match std::panic::catch_unwind(run) {
+        Ok(Ok(Some(img))) => Ok(Some(img)),
+        Ok(Ok(None)) => Ok(None),
+        Ok(Err(e)) => Err(DecodeError::Corrupt(e.to_string())),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "libjpeg error".into());
+            Err(DecodeError::Corrupt(msg))
+        }
+    }
 }
 
 #[cfg(test)]

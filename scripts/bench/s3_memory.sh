@@ -9,6 +9,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 scripts/setup-ort.sh
 s3s="$(scripts/setup-s3s.sh)"
+scripts/setup-build.sh
 cargo build --release --quiet --bin tusk
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -1,6 +1,6 @@
 //! Pillow's resampling (`Image.resize` with `BILINEAR`, antialiased), reproduced bit for bit:
-//! the same coefficients, 22-bit fixed point, horizontal pass then vertical pass with an 8-bit
-//! intermediate. Models are trained on Pillow's pixels, and quantised models react to a single
+//! the same coefficients, 22-bit fixed point, two passes with an 8-bit intermediate in Pillow's
+//! order. Models are trained on Pillow's pixels, and quantised models react to a single
 //! grey level, so model inputs are resized with this; hashing uses `fast_image_resize`.
 
 use image::RgbImage;
@@ -69,65 +69,99 @@ pub fn resize_bilinear(img: &RgbImage, w: u32, h: u32) -> RgbImage {
 
 /// The `cw × ch` window at (`left`, `top`) of `resize_bilinear(img, w, h)`, computing only
 /// those pixels (Pillow's weights for an output pixel depend on its position alone).
+///
+/// Pillow runs the horizontal pass first, except when the image grows horizontally and shrinks
+/// vertically: then it shrinks first (vertical pass, then horizontal). The 8-bit intermediate
+/// makes the order visible in the pixels, so it is reproduced.
 pub fn resize_bilinear_window(img: &RgbImage, w: u32, h: u32, left: u32, top: u32, cw: u32, ch: u32) -> RgbImage {
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let (ow, oh) = (w as usize, h as usize);
     let (x0, y0, cw, chh) = (left as usize, top as usize, cw as usize, ch as usize);
     assert!(x0 + cw <= ow && y0 + chh <= oh, "window outside the resized image");
+    let src = img.as_raw();
     let need_h = ow != iw;
     let need_v = oh != ih;
-    let cv = coeffs(ih, 0.0, ih as f64, oh);
-    let vbounds = &cv.bounds[y0..y0 + chh];
-    let src = img.as_raw();
-    let half = 1i32 << (PRECISION_BITS - 1);
-    // Horizontal pass over only the rows the vertical pass will read.
-    let (first, last) = if need_v {
-        (vbounds.first().map(|b| b.0).unwrap_or(0), vbounds.last().map(|b| b.0 + b.1).unwrap_or(0))
-    } else {
-        (y0, y0 + chh)
-    };
-    let rows = last - first;
-    let mut tmp = vec![0u8; rows * cw * 3];
-    if need_h {
-        let chz = coeffs(iw, 0.0, iw as f64, ow);
-        for y in 0..rows {
-            let line = &src[(y + first) * iw * 3..(y + first + 1) * iw * 3];
-            let dst = &mut tmp[y * cw * 3..(y + 1) * cw * 3];
-            for (i, &(xmin, count)) in chz.bounds[x0..x0 + cw].iter().enumerate() {
-                let xx = x0 + i;
-                let k = &chz.weights[xx * chz.ksize..xx * chz.ksize + count];
-                let (mut s0, mut s1, mut s2) = (half, half, half);
-                for (j, kw) in k.iter().enumerate() {
-                    let p = &line[(xmin + j) * 3..(xmin + j) * 3 + 3];
-                    s0 += p[0] as i32 * kw;
-                    s1 += p[1] as i32 * kw;
-                    s2 += p[2] as i32 * kw;
-                }
-                dst[i * 3] = clip8(s0);
-                dst[i * 3 + 1] = clip8(s1);
-                dst[i * 3 + 2] = clip8(s2);
+    let out = match (need_h, need_v) {
+        (false, false) => crop(src, iw, x0..x0 + cw, y0..y0 + chh),
+        (true, false) => horizontal(src, iw, &coeffs(iw, 0.0, iw as f64, ow), x0..x0 + cw, y0..y0 + chh),
+        (false, true) => vertical(src, iw, &coeffs(ih, 0.0, ih as f64, oh), x0..x0 + cw, y0..y0 + chh),
+        (true, true) => {
+            let (chz, cv) = (coeffs(iw, 0.0, iw as f64, ow), coeffs(ih, 0.0, ih as f64, oh));
+            if ow > iw && oh < ih {
+                // vertical first, over only the columns the horizontal pass will read
+                let cols = span(&chz.bounds[x0..x0 + cw]);
+                let tmp = vertical(src, iw, &cv, cols.clone(), y0..y0 + chh);
+                let shifted = Coeffs { ksize: chz.ksize, bounds: chz.bounds.iter().map(|&(m, c)| (m.saturating_sub(cols.start), c)).collect(), weights: chz.weights };
+                horizontal(&tmp, cols.len(), &shifted, x0..x0 + cw, 0..chh)
+            } else {
+                // horizontal first, over only the rows the vertical pass will read
+                let rows = span(&cv.bounds[y0..y0 + chh]);
+                let tmp = horizontal(src, iw, &chz, x0..x0 + cw, rows.clone());
+                let shifted = Coeffs { ksize: cv.ksize, bounds: cv.bounds.iter().map(|&(m, c)| (m.saturating_sub(rows.start), c)).collect(), weights: cv.weights };
+                vertical(&tmp, cw, &shifted, 0..cw, y0..y0 + chh)
             }
         }
-    } else {
-        for y in 0..rows {
-            let start = ((y + first) * iw + x0) * 3;
-            tmp[y * cw * 3..(y + 1) * cw * 3].copy_from_slice(&src[start..start + cw * 3]);
+    };
+    RgbImage::from_raw(cw as u32, chh as u32, out).expect("buffer sized for the output")
+}
+
+/// The input range a run of output pixels reads.
+fn span(bounds: &[(usize, usize)]) -> std::ops::Range<usize> {
+    let first = bounds.first().map(|b| b.0).unwrap_or(0);
+    let last = bounds.iter().map(|b| b.0 + b.1).max().unwrap_or(first);
+    first..last
+}
+
+/// Copies a window of an RGB buffer `w` pixels wide.
+fn crop(src: &[u8], w: usize, cols: std::ops::Range<usize>, rows: std::ops::Range<usize>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(cols.len() * rows.len() * 3);
+    for y in rows {
+        out.extend_from_slice(&src[(y * w + cols.start) * 3..(y * w + cols.end) * 3]);
+    }
+    out
+}
+
+/// Pillow's horizontal pass: output columns `cols` (indices into `c`) of input rows `rows`.
+fn horizontal(src: &[u8], w: usize, c: &Coeffs, cols: std::ops::Range<usize>, rows: std::ops::Range<usize>) -> Vec<u8> {
+    let half = 1i32 << (PRECISION_BITS - 1);
+    let cw = cols.len();
+    let mut out = vec![0u8; rows.len() * cw * 3];
+    for (y, row) in rows.enumerate() {
+        let line = &src[row * w * 3..(row + 1) * w * 3];
+        let dst = &mut out[y * cw * 3..(y + 1) * cw * 3];
+        for (i, xx) in cols.clone().enumerate() {
+            let (xmin, count) = c.bounds[xx];
+            let k = &c.weights[xx * c.ksize..xx * c.ksize + count];
+            let (mut s0, mut s1, mut s2) = (half, half, half);
+            for (j, kw) in k.iter().enumerate() {
+                let p = &line[(xmin + j) * 3..(xmin + j) * 3 + 3];
+                s0 += p[0] as i32 * kw;
+                s1 += p[1] as i32 * kw;
+                s2 += p[2] as i32 * kw;
+            }
+            dst[i * 3] = clip8(s0);
+            dst[i * 3 + 1] = clip8(s1);
+            dst[i * 3 + 2] = clip8(s2);
         }
     }
-    if !need_v {
-        return RgbImage::from_raw(cw as u32, chh as u32, tmp).expect("buffer sized for the output");
-    }
-    let stride = cw * 3;
-    let mut out = vec![0u8; chh * stride];
+    out
+}
+
+/// Pillow's vertical pass: output rows `rows` (indices into `c`) over input columns `cols` of a
+/// buffer `w` pixels wide.
+fn vertical(src: &[u8], w: usize, c: &Coeffs, cols: std::ops::Range<usize>, rows: std::ops::Range<usize>) -> Vec<u8> {
+    let half = 1i32 << (PRECISION_BITS - 1);
+    let stride = cols.len() * 3;
+    let mut out = vec![0u8; rows.len() * stride];
     let mut acc = vec![0i32; stride];
-    for (i, &(ymin, count)) in vbounds.iter().enumerate() {
-        let yy = y0 + i;
-        let k = &cv.weights[yy * cv.ksize..yy * cv.ksize + count];
+    for (i, yy) in rows.enumerate() {
+        let (ymin, count) = c.bounds[yy];
+        let k = &c.weights[yy * c.ksize..yy * c.ksize + count];
         acc.fill(half);
         // Row by row, so the inner loop runs over contiguous bytes (and vectorises).
         for (j, &kw) in k.iter().enumerate() {
-            let row = &tmp[(ymin - first + j) * stride..(ymin - first + j + 1) * stride];
-            for (a, &p) in acc.iter_mut().zip(row) {
+            let start = ((ymin + j) * w + cols.start) * 3;
+            for (a, &p) in acc.iter_mut().zip(&src[start..start + stride]) {
                 *a += p as i32 * kw;
             }
         }
@@ -135,7 +169,7 @@ pub fn resize_bilinear_window(img: &RgbImage, w: u32, h: u32, left: u32, top: u3
             *d = clip8(a);
         }
     }
-    RgbImage::from_raw(cw as u32, chh as u32, out).expect("buffer sized for the output")
+    out
 }
 
 #[cfg(test)]
@@ -156,7 +190,7 @@ mod tests {
     #[test]
     fn window_equals_crop_of_full_resize() {
         let img = RgbImage::from_fn(97, 61, |x, y| image::Rgb([(x * 7 % 256) as u8, (y * 13 % 256) as u8, ((x * y) % 256) as u8]));
-        for (w, h) in [(40, 30), (97, 61), (150, 61), (97, 20), (200, 130)] {
+        for (w, h) in [(40, 30), (97, 61), (150, 61), (97, 20), (200, 130), (150, 40), (60, 90)] {
             let full = resize_bilinear(&img, w, h);
             let (l, t, cw, ch) = (w / 5, h / 4, w / 2, h / 2);
             let win = resize_bilinear_window(&img, w, h, l, t, cw, ch);
