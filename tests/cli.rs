@@ -20,7 +20,8 @@ fn scan_with(models: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tusk"));
     cmd.args(["scan", common::demo_dir().join("images").to_str().unwrap()])
-        .args(["--db", dir.path().join("t.db").to_str().unwrap(), "--models", models.to_str().unwrap()]);
+        .args(["--db", dir.path().join("t.db").to_str().unwrap(), "--models", models.to_str().unwrap()])
+        .args(["--model", "imagenet-mobilenetv2"]);
     for (k, v) in env {
         cmd.env(k, v);
     }

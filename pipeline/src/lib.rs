@@ -5,6 +5,7 @@
 //! [`pipeline`]'s bounded worker pool. The CLI (`src/main.rs`) only parses flags and calls in.
 
 pub mod decode;
+pub mod eval;
 pub mod hash;
 pub mod infer;
 pub mod pipeline;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tusk::decode::DecodeLimits;
+use tusk::eval;
 use tusk::infer::{manifest, Model, ModelError};
 use tusk::pipeline::{self, Progress, ScanError, ScanOptions};
 use tusk::record::Record;
@@ -30,6 +31,46 @@ enum Command {
     Scan(Box<ScanArgs>),
     /// List the models under the models folder and check that each one loads.
     Models(ModelsArgs),
+    /// Measure the models on labelled images (a CSV with `file,label` columns) through the real
+    /// pipeline: per label precision, recall, AP, false-positive rate and confusion counts.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// Folder the CSV's `file` paths are relative to.
+    source: PathBuf,
+    /// CSV with a header naming `file` and `label` columns (other columns are ignored).
+    #[arg(long)]
+    labels: PathBuf,
+    /// Dataset label → tusk labels: `ivory_composite=ivory`, `reptile=live_reptile`,
+    /// `ivory_painting=~ivory` (left out of ivory's metrics), `x=` (negative for all). Repeatable
+    /// or comma-separated. Without a rule a dataset label counts as positive for the tusk label of
+    /// the same name and negative for the others.
+    #[arg(long = "map")]
+    map: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// SQLite store to scan into; reuse it to re-measure without re-scanning [default: a
+    /// temporary file, removed afterwards].
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Folder holding one sub-folder per model, each with a model.toml.
+    #[arg(long, env = "TUSK_MODELS", default_value = "models")]
+    models: PathBuf,
+    /// Measure only these models (by name, repeatable); default: the default models for the kind.
+    #[arg(long = "model")]
+    only_models: Vec<String>,
+    /// Kind of the images.
+    #[arg(long, value_enum, default_value = "listing")]
+    kind: KindArg,
+    /// ONNX Runtime threads per session [default: number of cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Largest inference batch.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -72,9 +113,13 @@ struct ScanArgs {
     /// Folder holding one sub-folder per model, each with a model.toml.
     #[arg(long, env = "TUSK_MODELS", default_value = "models")]
     models: PathBuf,
-    /// Run only these models (by name, repeatable); default: every model for the object's kind.
+    /// Run only these models (by name, repeatable); default: every model marked `default` for the
+    /// object's kind.
     #[arg(long = "model")]
     only_models: Vec<String>,
+    /// Only decode and hash: run no model (for analysts who only link re-posted photos).
+    #[arg(long, conflicts_with = "only_models")]
+    hash_only: bool,
     /// Kind of objects in a folder, and of manifest lines that do not say.
     #[arg(long, value_enum, default_value = "listing")]
     kind: KindArg,
@@ -179,6 +224,67 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Scan(args) => scan(*args),
         Command::Models(args) => models(args),
+        Command::Eval(args) => eval(args),
+    }
+}
+
+fn eval(args: EvalArgs) -> ExitCode {
+    let map = match eval::LabelMap::parse(&args.map) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let kind = match args.kind {
+        KindArg::Listing => Kind::Listing,
+        KindArg::Xray => Kind::Xray,
+    };
+    let temp = std::env::temp_dir().join(format!("tusk-eval-{}", std::process::id()));
+    let db = match &args.db {
+        Some(db) => db.clone(),
+        None => {
+            if let Err(e) = std::fs::create_dir_all(&temp) {
+                eprintln!("error: {}: {e}", temp.display());
+                return ExitCode::FAILURE;
+            }
+            temp.join("eval.db")
+        }
+    };
+    let source = SourceSpec::Folder { root: args.source.clone(), kind };
+    let mut opts = ScanOptions::new(source, db, args.models.clone());
+    opts.only_models = args.only_models.clone();
+    if let Some(t) = args.threads {
+        opts.threads = t.max(1);
+    }
+    opts.batch = args.batch.max(1);
+    let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(eval::evaluate(&args.labels, &args.source, kind, &map, opts, Arc::new(CliProgress::new(ProgressArg::Log)))),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.db.is_none() {
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+    match result {
+        Ok(report) if args.json => {
+            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(eval::EvalError::Scan(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -213,7 +319,8 @@ fn models(args: ModelsArgs) -> ExitCode {
                 format!("ERROR: {e}")
             }
         };
-        println!("{} {} [{}] kinds={} labels={} — {status}", m.name, m.version, m.sha256.get(..12).unwrap_or(""), kinds.join(","), labels.join(","));
+        let runs = if m.default { "default" } else { "--model only" };
+        println!("{} {} [{}] kinds={} ({runs}) labels={} — {status}", m.name, m.version, m.sha256.get(..12).unwrap_or(""), kinds.join(","), labels.join(","));
     }
     if ok { ExitCode::SUCCESS } else { ExitCode::from(2) }
 }
@@ -240,6 +347,7 @@ fn scan(args: ScanArgs) -> ExitCode {
     let mut opts = ScanOptions::new(source, args.db.clone(), args.models.clone());
     opts.jsonl = args.jsonl.clone();
     opts.only_models = args.only_models.clone();
+    opts.hash_only = args.hash_only;
     if let Some(w) = args.workers {
         opts.decode_workers = w.max(1);
     }

@@ -32,8 +32,10 @@ pub struct ScanOptions {
     pub jsonl: Option<PathBuf>,
     /// Folder holding `<name>/model.toml` model folders.
     pub models_dir: PathBuf,
-    /// Only these models (by name); all when empty.
+    /// Only these models (by name); the default ones when empty.
     pub only_models: Vec<String>,
+    /// Run no model at all: decode and hash only.
+    pub hash_only: bool,
     /// Threads reading, decoding, hashing and preprocessing.
     pub decode_workers: usize,
     /// Inference workers, each with its own sessions.
@@ -70,6 +72,7 @@ impl ScanOptions {
             jsonl: None,
             models_dir,
             only_models: Vec::new(),
+            hash_only: false,
             decode_workers: cores,
             infer_workers: 1,
             threads: cores,
@@ -204,11 +207,14 @@ enum SinkMsg {
     Record(Box<Record>),
 }
 
-/// Loads the model manifests a scan will use.
+/// Loads the model manifests a scan will use: those named by `--model`, else every default one.
 pub fn load_manifests(opts: &ScanOptions) -> Result<Vec<ModelManifest>, ScanError> {
+    if opts.hash_only {
+        return Ok(Vec::new());
+    }
     let all = manifest::discover(&opts.models_dir)?;
     if opts.only_models.is_empty() {
-        return Ok(all);
+        return Ok(all.into_iter().filter(|m| m.default).collect());
     }
     let missing: Vec<String> = opts
         .only_models

@@ -85,6 +85,10 @@ fn default_pad() -> u8 {
     114
 }
 
+fn default_true() -> bool {
+    true
+}
+
 /// The `[output]` table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,8 +127,12 @@ pub struct ModelManifest {
     pub file: String,
     /// sha256 of the `.onnx` file, lower-case hex.
     pub sha256: String,
-    /// Object kinds this model runs on by default.
+    /// Object kinds this model applies to.
     pub kinds: Vec<Kind>,
+    /// Whether a scan runs it without being asked: `false` keeps a model available through
+    /// `--model NAME` without running it on every object (the ImageNet baseline, for example).
+    #[serde(default = "default_true")]
+    pub default: bool,
     /// Free text: where the weights come from and under which licence.
     #[serde(default)]
     pub source: Option<String>,

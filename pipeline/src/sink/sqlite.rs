@@ -1,7 +1,7 @@
 //! The SQLite store (sqlx, embedded migrations): runs, models, objects, results, failures.
 //! Writes go in batches, one transaction each; the primary keys make reruns idempotent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -98,6 +98,32 @@ impl Store {
     /// The connection pool, for queries outside the pipeline (tests, reports).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Current scores of one model version, per object uri and label (for `tusk eval`).
+    pub async fn scores(&self, model: &str, version: &str, sha256: &str) -> Result<HashMap<String, HashMap<String, f32>>, StoreError> {
+        let rows: Vec<(String, String, f64)> = sqlx::query_as(
+            "SELECT o.uri, s.label, s.score FROM scores s \
+             JOIN objects o ON o.id = s.object_id AND o.fingerprint = s.fingerprint \
+             JOIN models m ON m.id = s.model_id \
+             WHERE m.name = ? AND m.version = ? AND m.sha256 = ?",
+        )
+        .bind(model)
+        .bind(version)
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<String, HashMap<String, f32>> = HashMap::new();
+        for (uri, label, score) in rows {
+            out.entry(uri).or_default().insert(label, score as f32);
+        }
+        Ok(out)
+    }
+
+    /// Open failures as `stage/reason` per uri.
+    pub async fn failures(&self) -> Result<HashMap<String, String>, StoreError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT uri, stage, reason FROM failures").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(uri, stage, reason)| (uri, format!("{stage}/{reason}"))).collect())
     }
 
     /// Records a new run and the models it uses; returns the run id and each model's id.
