@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Model quality on the real photos of ../shared/datasets (not in the repository: licences).
-# Fails loudly when that folder is missing. Prints recall and false-positive rate.
+# Model quality on the real photos of ../shared/datasets (not in the repository: licences), through
+# the real pipeline (`tusk eval`, `tusk scan`). Fails loudly when that folder is missing.
+# Renders the held-out pangolin-scale test images first (scripts/train/pangolin_render.py, fixed
+# seeds, about 30 s) if they are not there yet.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup-ort.sh
+scripts/setup-build.sh
 if [ ! -f ../shared/datasets/listing/labels.csv ]; then
   echo "quality: ../shared/datasets/listing/labels.csv is missing; this check needs the shared datasets" >&2
   exit 1
+fi
+if [ ! -f .cache/pangolin/test.csv ]; then
+  scripts/setup-python.sh
+  .venv/bin/python scripts/train/pangolin_render.py --counts test=300:120
 fi
 cargo test --test quality -- --nocapture "$@"

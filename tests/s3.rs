@@ -205,7 +205,9 @@ fn sigkill_at_random_moments_then_rerun_gives_exactly_one_result_per_object() {
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects"), n as i64);
     assert_eq!(common::count(&db, "SELECT COUNT(DISTINCT uri) FROM objects"), n as i64);
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM results"), n as i64);
-    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM scores"), n as i64);
+    // one score per label of the default listing model (listing-v1: ivory, pangolin_scales, live_reptile)
+    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM scores"), 3 * n as i64);
+    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM (SELECT DISTINCT object_id FROM scores)"), n as i64);
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM failures"), 0);
     let ok = common::pairs(&db, "SELECT 'integrity', integrity_check FROM pragma_integrity_check");
     assert_eq!(ok[0].1, "ok");

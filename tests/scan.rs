@@ -28,7 +28,7 @@ fn demo_scan_stores_every_object_and_rerun_does_no_work() {
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM failures"), 0);
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects WHERE seller_id IS NULL OR listing_id IS NULL"), 0);
     let run = common::pairs(&db, "SELECT m.name, m.sha256 FROM models m JOIN run_models r ON r.model_id = m.id");
-    assert_eq!(run[0].0, "imagenet-mobilenetv2");
+    assert_eq!(run[0].0, "listing-v1", "listing-v1 is the default listing model");
     assert_eq!(run[0].1.len(), 64);
 
     let lines = common::jsonl(&jsonl);
@@ -42,23 +42,28 @@ fn demo_scan_stores_every_object_and_rerun_does_no_work() {
             assert_eq!(v.len(), 16, "{h} {v}");
             assert!(v.chars().all(|c| c.is_ascii_hexdigit()));
         }
-        let s = l["scores"]["imagenet-mobilenetv2"]["live_reptile"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&s));
+        for label in ["ivory", "pangolin_scales", "live_reptile"] {
+            let s = l["scores"]["listing-v1"][label].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&s), "{label} {s}");
+        }
+        assert!(l["scores"]["imagenet-mobilenetv2"].is_null(), "the baseline runs only when asked");
         assert!(l["width"].as_u64().unwrap() > 0 && l["height"].as_u64().unwrap() > 0);
     }
 
     // The whole pipeline (batched) gives the Python reference's scores on the lossless images.
     let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::root().join("tests/fixtures/parity_imagenet-mobilenetv2.json")).unwrap(),
+        &std::fs::read_to_string(common::root().join("tests/fixtures/parity_listing-v1.json")).unwrap(),
     )
     .unwrap();
     let mut compared = 0;
     for r in reference["images"].as_array().unwrap() {
         let file = r["file"].as_str().unwrap().trim_start_matches("datasets/demo/");
         if let Some(l) = lines.iter().find(|l| l["uri"] == file) {
-            let got = l["scores"]["imagenet-mobilenetv2"]["live_reptile"].as_f64().unwrap();
-            let want = r["labels"]["live_reptile"].as_f64().unwrap();
-            assert!((got - want).abs() <= 1e-3, "{file}: {got} vs {want}");
+            for (label, want) in r["labels"].as_object().unwrap() {
+                let got = l["scores"]["listing-v1"][label].as_f64().unwrap();
+                let want = want.as_f64().unwrap();
+                assert!((got - want).abs() <= 1e-3, "{file} {label}: {got} vs {want}");
+            }
             compared += 1;
         }
     }
@@ -123,8 +128,8 @@ fn changed_file_and_new_model_version_are_redone_without_duplicates() {
     assert_eq!(hashes[0].0, hashes[0].1, "the changed file now hashes like the photo it became");
 
     // A new model version redoes every object once, keeping one result per model version.
-    let toml = models.join("imagenet-mobilenetv2/model.toml");
-    let text = std::fs::read_to_string(&toml).unwrap().replace("version = \"12-int8\"", "version = \"12-int8-b\"");
+    let toml = models.join("listing-v1/model.toml");
+    let text = std::fs::read_to_string(&toml).unwrap().replace("version = \"1.0\"", "version = \"1.0-b\"");
     std::fs::write(&toml, text).unwrap();
     let out = common::scan_ok(&images, &db, &models_arg);
     assert!(out.contains(&format!("{n} processed")), "{out}");

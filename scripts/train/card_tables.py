@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = ["ivory", "pangolin_scales", "live_reptile"]
-NAMES = {"test": "real test split", "render_test": "held-out pangolin-scale renders", "imagenet": "ImageNet sample photos (reported apart)"}
+NAMES = {"val": "validation split (thresholds chosen here)", "test": "real test split", "render_test": "held-out pangolin-scale renders", "imagenet": "ImageNet sample photos (reported apart)"}
 
 
 def pct(v):

@@ -9,8 +9,8 @@ sigmoid outputs: a photo can show several labels or none.
 Preprocessing is exactly what tusk does in Rust (model.toml `resize = "stretch"`): Pillow decode,
 RGB, Pillow bilinear resize to 224x224, (x/255 - 0.5) / 0.5, NCHW.
 
-Thresholds are chosen per label on validation; the test split is scored once by the exported ONNX
-model through onnxruntime and written to models/listing-v1/metrics.json (the model card's numbers).
+Then evaluate.py chooses per-label thresholds on validation and scores the test split once with the
+exported ONNX model through onnxruntime: models/listing-v1/metrics.json (the model card's numbers).
 Fixed seeds throughout. Never run in CI. Usage: scripts/train.sh (sets up the venv, renders the
 pangolin-scale images, splits, trains).
 """
@@ -136,41 +136,21 @@ def cache(trunk, items, views: int, seed: int, batch: int = 64) -> torch.Tensor:
     return torch.cat(feats)
 
 
-def choose_threshold(scores: np.ndarray, y: np.ndarray, product: np.ndarray) -> float:
-    """Lowest threshold with precision >= 0.92 and product-photo FPR <= 1.5 % on validation;
-    if none reaches that, the threshold with the best F1."""
-    best_f1, best_t = -1.0, 0.5
-    for t in np.unique(np.round(scores, 4))[::-1]:
-        flagged = scores >= t
-        tp = int((flagged & (y == 1)).sum())
-        fp = int((flagged & (y == 0)).sum())
-        prec = tp / max(1, tp + fp)
-        rec = tp / max(1, int((y == 1).sum()))
-        fpr_prod = (flagged & product).sum() / max(1, product.sum())
-        f1 = 2 * prec * rec / max(1e-9, prec + rec)
-        if f1 > best_f1:
-            best_f1, best_t = f1, float(t)
-    ok = [float(t) for t in np.unique(np.round(scores, 4)) if _ok(scores, y, product, t)]
-    return min(ok) if ok else best_t
-
-
-def _ok(scores, y, product, t) -> bool:
-    flagged = scores >= t
-    tp = int((flagged & (y == 1)).sum())
-    fp = int((flagged & (y == 0)).sum())
-    return tp > 0 and tp / (tp + fp) >= 0.92 and (flagged & product).sum() / max(1, product.sum()) <= 0.015
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_path_args(ap: argparse.ArgumentParser) -> None:
+    """Where the data, the renders, the cache and the model live (shared with evaluate.py)."""
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/listing")
     ap.add_argument("--split", type=Path, default=ROOT / "datasets/listing-v1/split.csv")
     ap.add_argument("--renders", type=Path, default=ROOT / ".cache/pangolin")
     ap.add_argument("--work", type=Path, default=ROOT / ".cache/listing-v1")
     ap.add_argument("--out", type=Path, default=ROOT / "models/listing-v1")
+    ap.add_argument("--threads", type=int, default=2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_path_args(ap)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1130)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="use only N images per set (smoke test)")
     args = ap.parse_args()
 
@@ -240,14 +220,6 @@ def main() -> None:
         aps = [label_metrics(sv[:, j][m_val[:, j] > 0], y_val[:, j][m_val[:, j] > 0], 0.5)["ap"] for j in range(3)]
         print(f"epoch {epoch + 1}/{args.epochs}: loss {total / n:.4f}, val AP {[round(a, 4) for a in aps]} ({time.time() - started:.0f} s)", flush=True)
 
-    val_labels = np.array([l for _, l in sets["val"]])
-    product = val_labels == "product"
-    thresholds = []
-    for j in range(3):
-        keep = m_val[:, j] > 0
-        thresholds.append(round(choose_threshold(sv[keep, j], y_val[keep, j], product[keep]), 4))
-    print(f"thresholds (validation): {dict(zip(LABELS, thresholds))}", flush=True)
-
     # export the whole network (frozen trunk + trained top) with a dynamic batch dimension
     net.eval()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -263,36 +235,14 @@ def main() -> None:
     print(f"ONNX Runtime vs PyTorch: max probability difference {diff:.2e}", flush=True)
     assert diff < 1e-4, diff
 
-    # score every evaluation image once, through onnxruntime, exactly as tusk preprocesses
-    def score(items):
-        out = []
-        for i in range(0, len(items), 32):
-            x = np.stack([to_tensor(load_rgb(p)) for p, _ in items[i : i + 32]])
-            out.append(1 / (1 + np.exp(-sess.run(None, {"image": x})[0])))
-        return np.concatenate(out)
+    # thresholds on validation, numbers on test: a separate script, rerunnable on its own
+    import evaluate
 
-    report = {"onnx_vs_torch_max_diff": diff, "thresholds": dict(zip(LABELS, thresholds)), "sets": {}}
-    for name in ("test", "render_test", "imagenet"):
-        items = sets[name]
-        s = score(items)
-        labels = [l for _, l in items]
-        rows = [{"file": str(p), "label": l, **{k: float(v) for k, v in zip(LABELS, sc)}} for (p, l), sc in zip(items, s)]
-        with open(args.work / f"scores_{name}.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["file", "label", *LABELS])
-            w.writeheader()
-            w.writerows(rows)
-        per = {}
-        for j, lab in enumerate(LABELS):
-            t = np.array([targets(l)[0][j] for l in labels])
-            m = np.array([targets(l)[1][j] for l in labels]) > 0
-            per[lab] = label_metrics(s[m, j], t[m], thresholds[j])
-        flagged = {l: {lab: [int((s[[i for i, x in enumerate(labels) if x == l], j] >= thresholds[j]).sum()), labels.count(l)] for j, lab in enumerate(LABELS)} for l in sorted(set(labels))}
-        report["sets"][name] = {"images": len(items), "labels": per, "flagged_by_source_label": flagged}
-        print(f"{name}: {json.dumps(per)}", flush=True)
-
-    (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    sys.argv = [sys.argv[0], "--data", str(args.data), "--split", str(args.split), "--renders", str(args.renders),
+                "--work", str(args.work), "--out", str(args.out), "--threads", str(args.threads),
+                "--extra", json.dumps({"onnx_vs_torch_max_diff": diff, "training_seconds": round(time.time() - started)})]
+    evaluate.main()
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    (args.out / "sha256.txt").write_text(sha + "\n")
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB, sha256 {sha}) in {time.time() - started:.0f} s")
 
 
