@@ -65,7 +65,7 @@ struct EvalArgs {
     /// Kind of the images.
     #[arg(long, value_enum, default_value = "listing")]
     kind: KindArg,
-    /// ONNX Runtime threads per session [default: number of cores].
+    /// ONNX Runtime threads per session [default: 1].
     #[arg(long)]
     threads: Option<usize>,
     /// Largest inference batch.
@@ -126,10 +126,11 @@ struct ScanArgs {
     /// Threads that read, decode, hash and preprocess images [default: number of cores].
     #[arg(long)]
     workers: Option<usize>,
-    /// Inference workers, each with its own ONNX Runtime sessions.
-    #[arg(long, default_value_t = 1)]
-    infer_workers: usize,
-    /// ONNX Runtime threads per session [default: number of cores].
+    /// Inference workers, each with its own ONNX Runtime sessions [default: number of cores].
+    #[arg(long)]
+    infer_workers: Option<usize>,
+    /// ONNX Runtime threads per session [default: 1; whole batches in parallel sessions beat
+    /// one session's intra-op threads, see scripts/bench/compare.sh].
     #[arg(long)]
     threads: Option<usize>,
     /// Largest inference batch.
@@ -354,7 +355,9 @@ fn scan(args: ScanArgs) -> ExitCode {
     if let Some(t) = args.threads {
         opts.threads = t.max(1);
     }
-    opts.infer_workers = args.infer_workers.max(1);
+    if let Some(w) = args.infer_workers {
+        opts.infer_workers = w.max(1);
+    }
     opts.batch = args.batch.max(1);
     opts.batch_wait = Duration::from_millis(args.batch_wait_ms);
     opts.queue = args.queue.max(1);

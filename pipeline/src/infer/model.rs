@@ -39,6 +39,10 @@ impl Model {
             .map_err(|e| ort_err(e.into()))?
             .with_inter_threads(1)
             .map_err(|e| ort_err(e.into()))?
+            // no pre-planned memory pattern per input shape: it held ~200 MB per session at
+            // batch 8 (EfficientNet-Lite0), and tusk runs one session per core
+            .with_memory_pattern(false)
+            .map_err(|e| ort_err(e.into()))?
             .commit_from_memory(&bytes)
             .map_err(ort_err)?;
         let max_batch = check_io(manifest, &session)?;
