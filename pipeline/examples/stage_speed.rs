@@ -1,5 +1,6 @@
-//! Times the per-image stages on the demo photos: decode, hash, model preprocessing.
-//! `cargo run --release --example stage_speed` prints microseconds per image for each.
+//! Times the per-image stages, one thread: decode, hash, model preprocessing.
+//! `cargo run --release --example stage_speed [IMAGES_DIR] [MODEL_DIR]` (default: the demo photos
+//! and models/listing-v1) prints microseconds per image for each.
 
 use std::time::Instant;
 
@@ -9,13 +10,17 @@ use tusk::infer::{preprocess, ModelManifest};
 
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let manifest = ModelManifest::load(&root.join("models/imagenet-mobilenetv2/model.toml")).expect("manifest");
-    let files: Vec<Vec<u8>> = std::fs::read_dir(root.join("datasets/demo/images"))
+    let mut args = std::env::args().skip(1);
+    let images = args.next().map(std::path::PathBuf::from).unwrap_or_else(|| root.join("datasets/demo/images"));
+    let model = args.next().map(std::path::PathBuf::from).unwrap_or_else(|| root.join("models/listing-v1"));
+    let manifest = ModelManifest::load(&model.join("model.toml")).expect("manifest");
+    let files: Vec<Vec<u8>> = std::fs::read_dir(images)
         .expect("demo images")
+        .take(200)
         .map(|e| std::fs::read(e.expect("entry").path()).expect("read"))
         .collect();
     let limits = DecodeLimits::default();
-    let rounds = 20;
+    let rounds = if files.len() > 50 { 2 } else { 20 };
     let mut hasher = PerceptualHasher::new();
     let (mut t_decode, mut t_hash, mut t_prep) = (0f64, 0f64, 0f64);
     let mut n = 0usize;
