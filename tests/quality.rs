@@ -112,7 +112,7 @@ fn imagenet_live_reptile_recall_and_false_positive_rate() {
     let mut out = std::fs::File::create(&manifest).unwrap();
     let mut truth: HashMap<String, bool> = HashMap::new();
     for line in text.lines().skip(1) {
-        let fields = split_csv(line);
+        let fields = tusk::eval::csv_fields(line);
         let (file, label, source) = (&fields[0], &fields[1], &fields[4]);
         let positive = match label.as_str() {
             "reptile" if !source.contains("imagenet") => true,
@@ -160,23 +160,4 @@ fn imagenet_live_reptile_recall_and_false_positive_rate() {
     assert_eq!(failed, 0, "no photo of the shared set should fail to decode");
     assert!(recall >= MIN_RECALL, "recall {recall:.3} below the floor {MIN_RECALL}");
     assert!(fpr <= MAX_FPR, "false-positive rate {fpr:.4} above the ceiling {MAX_FPR}");
-}
-
-/// Splits one CSV line with double-quoted fields.
-fn split_csv(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                fields.last_mut().unwrap().push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(String::new()),
-            (c, _) => fields.last_mut().unwrap().push(c),
-        }
-    }
-    fields
 }

@@ -111,7 +111,7 @@ pub struct Labelled {
 }
 
 /// Splits one CSV record (RFC 4180 quoting, one line per record).
-fn csv_fields(line: &str) -> Vec<String> {
+pub fn csv_fields(line: &str) -> Vec<String> {
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut quoted = false;

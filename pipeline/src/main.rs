@@ -79,6 +79,23 @@ enum KindArg {
     Xray,
 }
 
+impl From<KindArg> for Kind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Listing => Kind::Listing,
+            KindArg::Xray => Kind::Xray,
+        }
+    }
+}
+
+/// The async runtime both `scan` and `eval` run on; a failure to start it is one line, exit 1.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ProgressArg {
     /// A bar on a terminal, log lines otherwise.
@@ -237,10 +254,7 @@ fn eval(args: EvalArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let kind = match args.kind {
-        KindArg::Listing => Kind::Listing,
-        KindArg::Xray => Kind::Xray,
-    };
+    let kind = Kind::from(args.kind);
     let temp = std::env::temp_dir().join(format!("tusk-eval-{}", std::process::id()));
     let db = match &args.db {
         Some(db) => db.clone(),
@@ -259,12 +273,9 @@ fn eval(args: EvalArgs) -> ExitCode {
         opts.threads = t.max(1);
     }
     opts.batch = args.batch.max(1);
-    let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let result = match runtime() {
         Ok(rt) => rt.block_on(eval::evaluate(&args.labels, &args.source, kind, &map, opts, Arc::new(CliProgress::new(ProgressArg::Log)))),
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     if args.db.is_none() {
         let _ = std::fs::remove_dir_all(&temp);
@@ -327,10 +338,7 @@ fn models(args: ModelsArgs) -> ExitCode {
 }
 
 fn scan(args: ScanArgs) -> ExitCode {
-    let kind = match args.kind {
-        KindArg::Listing => Kind::Listing,
-        KindArg::Xray => Kind::Xray,
-    };
+    let kind = Kind::from(args.kind);
     let rules = match KindRules::parse(&args.kind_by_prefix) {
         Ok(r) => r,
         Err(e) => {
@@ -393,12 +401,9 @@ fn scan(args: ScanArgs) -> ExitCode {
     }
     opts.out_part_records = args.out_part_records.max(1);
     opts.out_part_age = args.out_part_age;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let progress: Arc<CliProgress> = Arc::new(CliProgress::new(args.progress));
     let result = runtime.block_on(async {

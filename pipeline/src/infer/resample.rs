@@ -15,6 +15,15 @@ struct Coeffs {
     weights: Vec<i32>,
 }
 
+impl Coeffs {
+    /// The same pass reading from an intermediate that starts at input index `start` (the first
+    /// pass computed only the span the second one reads). Bounds outside it are never read.
+    fn shifted(self, start: usize) -> Coeffs {
+        let bounds = self.bounds.iter().map(|&(m, c)| (m.saturating_sub(start), c)).collect();
+        Coeffs { bounds, ..self }
+    }
+}
+
 fn bilinear(x: f64) -> f64 {
     let x = x.abs();
     if x < 1.0 {
@@ -91,14 +100,12 @@ pub fn resize_bilinear_window(img: &RgbImage, w: u32, h: u32, left: u32, top: u3
                 // vertical first, over only the columns the horizontal pass will read
                 let cols = span(&chz.bounds[x0..x0 + cw]);
                 let tmp = vertical(src, iw, &cv, cols.clone(), y0..y0 + chh);
-                let shifted = Coeffs { ksize: chz.ksize, bounds: chz.bounds.iter().map(|&(m, c)| (m.saturating_sub(cols.start), c)).collect(), weights: chz.weights };
-                horizontal(&tmp, cols.len(), &shifted, x0..x0 + cw, 0..chh)
+                horizontal(&tmp, cols.len(), &chz.shifted(cols.start), x0..x0 + cw, 0..chh)
             } else {
                 // horizontal first, over only the rows the vertical pass will read
                 let rows = span(&cv.bounds[y0..y0 + chh]);
                 let tmp = horizontal(src, iw, &chz, x0..x0 + cw, rows.clone());
-                let shifted = Coeffs { ksize: cv.ksize, bounds: cv.bounds.iter().map(|&(m, c)| (m.saturating_sub(rows.start), c)).collect(), weights: cv.weights };
-                vertical(&tmp, cw, &shifted, 0..cw, y0..y0 + chh)
+                vertical(&tmp, cw, &cv.shifted(rows.start), 0..cw, y0..y0 + chh)
             }
         }
     };
