@@ -5,4 +5,4 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install --quiet onnxruntime==1.31.1 pillow==13.0.0 numpy==2.4.6
+.venv/bin/pip install --quiet onnxruntime==1.31.1 pillow==13.0.0 numpy==2.4.6 pdqhash==0.2.8

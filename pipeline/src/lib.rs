@@ -7,8 +7,10 @@
 pub mod decode;
 pub mod eval;
 pub mod hash;
+pub mod index;
 pub mod infer;
 pub mod pipeline;
 pub mod record;
+pub mod reuse;
 pub mod sink;
 pub mod source;

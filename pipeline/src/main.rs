@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod reuse_cli;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tusk::decode::DecodeLimits;
 use tusk::eval;
@@ -31,6 +33,13 @@ enum Command {
     Scan(Box<ScanArgs>),
     /// List the models under the models folder and check that each one loads.
     Models(ModelsArgs),
+    /// Find the stored objects that show a photo: by image file, hash, object uri or seller.
+    Match(Box<reuse_cli::MatchArgs>),
+    /// Groups of objects that show the same photo under two or more sellers, largest first.
+    Clusters(reuse_cli::ClustersArgs),
+    /// Write the seller–seller graph (edges weighted by shared photos, with example pairs) as
+    /// CSV, GraphML or JSON for Gephi and similar tools.
+    Links(reuse_cli::LinksArgs),
     /// Measure the models on labelled images (a CSV with `file,label` columns) through the real
     /// pipeline: per label precision, recall, AP, false-positive rate and confusion counts.
     Eval(EvalArgs),
@@ -243,6 +252,9 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan(*args),
         Command::Models(args) => models(args),
         Command::Eval(args) => eval(args),
+        Command::Match(args) => reuse_cli::run_match(*args),
+        Command::Clusters(args) => reuse_cli::run_clusters(args),
+        Command::Links(args) => reuse_cli::run_links(args),
     }
 }
 

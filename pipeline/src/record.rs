@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::hash::pdq::Pdq;
 use crate::source::ObjectMeta;
 
 /// Version of the JSONL line layout; bumped on any incompatible change.
@@ -63,21 +64,28 @@ impl Failure {
     }
 }
 
-/// The two 64-bit perceptual hashes, as 16 hex digits each.
+/// The perceptual hashes of one picture (64-bit pHash and dHash as 16 hex digits, 256-bit PDQ
+/// as 64, with PDQ's quality score).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hashes {
     /// DCT hash (pHash).
     pub phash: u64,
     /// Difference hash (dHash).
     pub dhash: u64,
+    /// Meta's PDQ hash.
+    pub pdq: Pdq,
+    /// PDQ's quality, 0–100; below [`crate::hash::pdq::MIN_QUALITY`] the hash is unreliable.
+    pub pdq_quality: u8,
 }
 
 impl Serialize for Hashes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(2))?;
+        let mut m = s.serialize_map(Some(4))?;
         m.serialize_entry("phash", &format!("{:016x}", self.phash))?;
         m.serialize_entry("dhash", &format!("{:016x}", self.dhash))?;
+        m.serialize_entry("pdq", &self.pdq.to_hex())?;
+        m.serialize_entry("pdq_quality", &self.pdq_quality)?;
         m.end()
     }
 }

@@ -12,6 +12,10 @@ use sqlx::{Row, Sqlite, Transaction};
 use crate::infer::ModelManifest;
 use crate::record::Record;
 
+/// The hashing scheme objects are written with (1: pHash + dHash; 2: borders trimmed, PDQ
+/// added). Objects of an older version are processed again.
+pub const HASH_VERSION: i64 = 2;
+
 /// Why the store failed; fatal for a run (results cannot be kept).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -184,17 +188,19 @@ impl Store {
         Ok(())
     }
 
-    /// True when nothing is left to do for this object version: every model in `model_ids`
-    /// has a result, or decoding these exact bytes already failed (which would fail again).
+    /// True when nothing is left to do for this object version: its hashes are of the current
+    /// [`HASH_VERSION`] and every model in `model_ids` has a result, or decoding these exact
+    /// bytes already failed (which would fail again).
     pub async fn is_done(&self, uri: &str, fingerprint: &str, model_ids: &[i64]) -> Result<bool, StoreError> {
         let row = sqlx::query(
             "SELECT o.id,
                     (SELECT group_concat(r.model_id) FROM results r
                       WHERE r.object_id = o.id AND r.fingerprint = o.fingerprint) AS done
-             FROM objects o WHERE o.uri = ? AND o.fingerprint = ?",
+             FROM objects o WHERE o.uri = ? AND o.fingerprint = ? AND o.hash_version = ?",
         )
         .bind(uri)
         .bind(fingerprint)
+        .bind(HASH_VERSION)
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = row {
@@ -264,13 +270,14 @@ async fn write_result(
     let hashes = r.hashes.expect("a successful record has hashes");
     let object_id: i64 = sqlx::query_scalar(
         "INSERT INTO objects (uri, fingerprint, kind, listing_id, seller_id, platform, meta,
-                              width, height, phash, dhash, run_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              width, height, phash, dhash, pdq, pdq_quality, hash_version, run_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (uri) DO UPDATE SET fingerprint = excluded.fingerprint, kind = excluded.kind,
              listing_id = excluded.listing_id, seller_id = excluded.seller_id,
              platform = excluded.platform, meta = excluded.meta, width = excluded.width,
              height = excluded.height, phash = excluded.phash, dhash = excluded.dhash,
-             run_id = excluded.run_id, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             pdq = excluded.pdq, pdq_quality = excluded.pdq_quality,
+             hash_version = excluded.hash_version, run_id = excluded.run_id, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
          RETURNING id",
     )
     .bind(&r.uri)
@@ -284,6 +291,9 @@ async fn write_result(
     .bind(r.height.unwrap_or(0) as i64)
     .bind(format!("{:016x}", hashes.phash))
     .bind(format!("{:016x}", hashes.dhash))
+    .bind(hashes.pdq.to_hex())
+    .bind(hashes.pdq_quality as i64)
+    .bind(HASH_VERSION)
     .bind(run_id)
     .fetch_one(&mut **tx)
     .await?;

@@ -1,11 +1,17 @@
-//! Perceptual hashes (64-bit pHash and dHash, `image_hasher`) computed from a small
-//! pre-shrunk copy, so hashing costs microseconds whatever the photo's size.
+//! Perceptual hashes of the picture inside any uniform border ([`trim`]): 64-bit pHash and
+//! dHash (`image_hasher`, from a small pre-shrunk copy) and 256-bit PDQ ([`pdq`]).
+
+use std::borrow::Cow;
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, RgbImage};
 use image_hasher::{HashAlg, Hasher, HasherConfig};
 
 use crate::record::Hashes;
+use pdq::Pdq;
+
+pub mod pdq;
+pub mod trim;
 
 /// Side of the square copy the hashes are computed from (4× the 16-px DCT input).
 pub const SHRINK_SIDE: u32 = 64;
@@ -43,14 +49,40 @@ impl PerceptualHasher {
         }
     }
 
-    /// Hashes an RGB image.
+    /// Hashes an RGB image, after trimming uniform borders.
     pub fn hash(&mut self, img: &RgbImage) -> Hashes {
+        let trimmed = trimmed(img);
+        self.hash_trimmed(&trimmed)
+    }
+
+    /// Hashes a query image: its hashes and the exact PDQ hashes of its eight rotations and
+    /// mirror images (identity first), to find copies that were flipped or rotated.
+    pub fn hash_query(&mut self, img: &RgbImage) -> (Hashes, [Pdq; 8]) {
+        let trimmed = trimmed(img);
+        let (variants, _) = pdq::pdq_dihedral(&trimmed);
+        (self.hash_trimmed(&trimmed), variants)
+    }
+
+    fn hash_trimmed(&mut self, img: &RgbImage) -> Hashes {
         let small = resize_rgb(&mut self.resizer, img, SHRINK_SIDE, SHRINK_SIDE);
         let grey = DynamicImage::ImageRgb8(small).to_luma8();
+        let (pdq, pdq_quality) = pdq::pdq(img);
         Hashes {
             phash: to_u64(self.phash.hash_image(&grey).as_bytes()),
             dhash: to_u64(self.dhash.hash_image(&grey).as_bytes()),
+            pdq,
+            pdq_quality,
         }
+    }
+}
+
+/// The picture inside uniform borders ([`trim::content_rect`]); borrowed when there are none.
+pub fn trimmed(img: &RgbImage) -> Cow<'_, RgbImage> {
+    let (x, y, w, h) = trim::content_rect(img);
+    if (w, h) == img.dimensions() {
+        Cow::Borrowed(img)
+    } else {
+        Cow::Owned(image::imageops::crop_imm(img, x, y, w, h).to_image())
     }
 }
 

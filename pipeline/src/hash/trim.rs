@@ -1,0 +1,137 @@
+//! Finds the picture inside a uniform border or frame, so that a re-post with a border added
+//! hashes like the original (and the original's own plain margins do not matter either).
+
+use image::RgbImage;
+
+/// Largest per-channel difference from the border colour that still counts as border
+/// (absorbs JPEG noise and ringing in flat areas).
+const TOLERANCE: u8 = 16;
+/// Share of a line, in thousandths, that may differ and it still counts as border.
+const OUTLIERS_PER_MILLE: usize = 10;
+/// Rounds of trimming, each with the colour of the current corners (frame, mat, margin).
+const MAX_ROUNDS: usize = 6;
+
+/// The region `(x, y, width, height)` left after removing uniform borders. Each round takes the
+/// colour the current corners share and peels rows and columns of that colour from all four
+/// sides; the next round does the same inside, so a frame with a mat and a margin all go. The
+/// whole image comes back when it is uniform or when too little would be left.
+pub fn content_rect(img: &RgbImage) -> (u32, u32, u32, u32) {
+    let (w, h) = img.dimensions();
+    let full = (0, 0, w, h);
+    if w < 8 || h < 8 {
+        return full;
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (0u32, 0u32, w, h);
+    for _ in 0..MAX_ROUNDS {
+        let Some(c) = corner_colour(img, [(x0, y0), (x1 - 1, y0), (x0, y1 - 1), (x1 - 1, y1 - 1)]) else { break };
+        let before = (x0, y0, x1, y1);
+        while y1 - y0 > 2 && matches(img, Line::Row(y0), x0, x1, c) {
+            y0 += 1;
+        }
+        while y1 - y0 > 2 && matches(img, Line::Row(y1 - 1), x0, x1, c) {
+            y1 -= 1;
+        }
+        while x1 - x0 > 2 && matches(img, Line::Col(x0), y0, y1, c) {
+            x0 += 1;
+        }
+        while x1 - x0 > 2 && matches(img, Line::Col(x1 - 1), y0, y1, c) {
+            x1 -= 1;
+        }
+        if (x0, y0, x1, y1) == before {
+            break;
+        }
+    }
+    let (cw, ch) = (x1 - x0, y1 - y0);
+    if cw < 8.max(w / 20) || ch < 8.max(h / 20) {
+        return full;
+    }
+    (x0, y0, cw, ch)
+}
+
+/// The colour at least three of the four corners share (their per-channel median), if any.
+fn corner_colour(img: &RgbImage, corners: [(u32, u32); 4]) -> Option<[u8; 3]> {
+    let px: Vec<[u8; 3]> = corners.iter().map(|&(x, y)| img.get_pixel(x, y).0).collect();
+    let mut median = [0u8; 3];
+    for (c, m) in median.iter_mut().enumerate() {
+        let mut v: Vec<u8> = px.iter().map(|p| p[c]).collect();
+        v.sort_unstable();
+        *m = ((v[1] as u16 + v[2] as u16) / 2) as u8;
+    }
+    let agree = px.iter().filter(|p| (0..3).all(|c| p[c].abs_diff(median[c]) <= TOLERANCE)).count();
+    (agree >= 3).then_some(median)
+}
+
+#[derive(Clone, Copy)]
+enum Line {
+    Row(u32),
+    Col(u32),
+}
+
+/// The pixels of one row or column between `from` and `to`.
+fn pixels(img: &RgbImage, line: Line, from: u32, to: u32) -> impl Iterator<Item = &[u8]> {
+    let w = img.width() as usize;
+    let (start, step) = match line {
+        Line::Row(y) => ((y as usize * w + from as usize) * 3, 1),
+        Line::Col(x) => ((from as usize * w + x as usize) * 3, w),
+    };
+    img.as_raw()[start..].chunks(3).step_by(step).take((to - from) as usize)
+}
+
+/// Whether (nearly) all pixels of the line are within [`TOLERANCE`] of `colour`.
+fn matches(img: &RgbImage, line: Line, from: u32, to: u32, colour: [u8; 3]) -> bool {
+    let allowed = (to - from) as usize * OUTLIERS_PER_MILLE / 1000;
+    let mut off = 0;
+    for p in pixels(img, line, from, to) {
+        if p[0].abs_diff(colour[0]) > TOLERANCE || p[1].abs_diff(colour[1]) > TOLERANCE || p[2].abs_diff(colour[2]) > TOLERANCE {
+            off += 1;
+            if off > allowed {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    fn noise(w: u32, h: u32) -> RgbImage {
+        let mut s = 12345u32;
+        RgbImage::from_fn(w, h, |_, _| {
+            s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let v = (s >> 16) as u8;
+            Rgb([v, v.wrapping_mul(3), v.wrapping_add(90)])
+        })
+    }
+
+    fn framed(inner: &RgbImage, pad: u32, colour: [u8; 3]) -> RgbImage {
+        let mut out = RgbImage::from_pixel(inner.width() + 2 * pad, inner.height() + 3 * pad, Rgb(colour));
+        image::imageops::replace(&mut out, inner, pad as i64, pad as i64);
+        out
+    }
+
+    #[test]
+    fn trims_added_borders_back_to_the_picture() {
+        let pic = noise(100, 80);
+        assert_eq!(content_rect(&pic), (0, 0, 100, 80));
+        let white = framed(&pic, 12, [255, 255, 255]);
+        assert_eq!(content_rect(&white), (12, 12, 100, 80));
+        // A black frame inside a white one goes too.
+        let nested = framed(&framed(&pic, 5, [0, 0, 0]), 9, [250, 250, 250]);
+        assert_eq!(content_rect(&nested), (14, 14, 100, 80));
+    }
+
+    #[test]
+    fn leaves_uniform_images_gradients_and_thin_content_alone() {
+        let flat = RgbImage::from_pixel(50, 40, Rgb([7, 7, 7]));
+        assert_eq!(content_rect(&flat), (0, 0, 50, 40));
+        let sliver = framed(&noise(4, 4), 60, [255, 255, 255]);
+        assert_eq!(content_rect(&sliver), (0, 0, sliver.width(), sliver.height()));
+        // A border on one side only (a caption bar) leaves the corners disagreeing: kept.
+        let mut bar = noise(60, 80);
+        image::imageops::replace(&mut bar, &RgbImage::from_pixel(60, 10, Rgb([0, 0, 0])), 0, 70);
+        assert_eq!(content_rect(&bar), (0, 0, 60, 80));
+    }
+}

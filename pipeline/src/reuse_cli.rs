@@ -1,0 +1,283 @@
+//! `tusk match`, `tusk clusters`, `tusk links`: flags, loading the catalog, printing. The work
+//! is in `tusk::reuse`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Args, ValueEnum};
+use tusk::decode::{decode, DecodeLimits};
+use tusk::hash::PerceptualHasher;
+use tusk::reuse::export::{write_links, Format};
+use tusk::reuse::{links, Catalog, HashKind, Match, Query, Rule};
+use tusk::sink::sqlite::Store;
+
+/// Which hash decides a match.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HashKindArg {
+    /// PDQ (any rotation or mirror image) within the radius, or pHash within 10.
+    Default,
+    /// PDQ alone, any rotation or mirror image.
+    Pdq,
+    /// 64-bit pHash alone.
+    Phash,
+    /// 64-bit dHash alone.
+    Dhash,
+}
+
+impl From<HashKindArg> for HashKind {
+    fn from(k: HashKindArg) -> Self {
+        match k {
+            HashKindArg::Default => HashKind::Default,
+            HashKindArg::Pdq => HashKind::Pdq,
+            HashKindArg::Phash => HashKind::Phash,
+            HashKindArg::Dhash => HashKind::Dhash,
+        }
+    }
+}
+
+/// Flags every reuse command shares.
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// SQLite store written by `tusk scan`.
+    #[arg(long, default_value = "tusk.db")]
+    db: PathBuf,
+    /// Largest hash distance that still matches [default: 62 for PDQ (bits of 256), 10 for
+    /// pHash, 9 for dHash; measured by scripts/bench/hash_robustness.sh].
+    #[arg(long)]
+    radius: Option<u32>,
+    /// The hash that decides a match.
+    #[arg(long, value_enum, default_value = "default")]
+    hash_kind: HashKindArg,
+}
+
+impl CatalogArgs {
+    fn rule(&self) -> Rule {
+        Rule::new(self.hash_kind.into(), self.radius)
+    }
+}
+
+/// `tusk match`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("query").required(true).args(["image", "hash", "object", "seller"])))]
+pub struct MatchArgs {
+    /// An image file: which stored objects show this photo?
+    image: Option<PathBuf>,
+    /// A hash in hex: 64 digits PDQ, 16 digits pHash (or dHash with --hash-kind dhash).
+    #[arg(long)]
+    hash: Option<String>,
+    /// A stored object's uri: who else posted it?
+    #[arg(long)]
+    object: Option<String>,
+    /// A seller id: the photos of every other seller that match any of this seller's photos.
+    #[arg(long)]
+    seller: Option<String>,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    /// Print JSON (one array of matches).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `tusk clusters`.
+#[derive(Debug, Args)]
+pub struct ClustersArgs {
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    /// Only groups spanning at least this many sellers.
+    #[arg(long, default_value_t = 2)]
+    min_sellers: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `tusk links`.
+#[derive(Debug, Args)]
+pub struct LinksArgs {
+    /// Output file; its extension picks the format: .csv, .graphml or .json.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+}
+
+/// Opens the store (which must exist) and loads the catalog; errors are one line, exit 2.
+fn load(db: &Path) -> Result<Catalog, ExitCode> {
+    if !db.exists() {
+        eprintln!("error: no store at {}: run `tusk scan` first (or pass --db)", db.display());
+        return Err(ExitCode::from(2));
+    }
+    let rt = crate::runtime()?;
+    rt.block_on(async {
+        let store = Store::open(db).await?;
+        Catalog::load(&store).await
+    })
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// One line of output: what was asked and what matched.
+fn match_json(catalog: &Catalog, query: &str, m: &Match) -> serde_json::Value {
+    let e = &catalog.entries[m.entry];
+    serde_json::json!({
+        "query": query,
+        "uri": e.uri,
+        "seller_id": e.seller_id,
+        "listing_id": e.listing_id,
+        "platform": e.platform,
+        "matched_by": m.matched_by,
+        "pdq_distance": m.pdq_distance,
+        "phash_distance": m.phash_distance,
+        "dhash_distance": m.dhash_distance,
+        "pdq_quality": e.pdq_quality,
+        "low_quality": m.low_quality,
+    })
+}
+
+/// Runs `tusk match`.
+pub fn run_match(args: MatchArgs) -> ExitCode {
+    let kind: HashKind = args.catalog.hash_kind.into();
+    // Parse what can be parsed before loading the store.
+    let mut queries: Vec<(String, Query)> = Vec::new();
+    if let Some(hex) = &args.hash {
+        match Query::from_hex(hex, kind) {
+            Ok(q) => queries.push((hex.clone(), q)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(path) = &args.image {
+        let decoded = std::fs::read(path).map_err(|e| e.to_string()).and_then(|b| decode(&b, &DecodeLimits::default()).map_err(|e| e.to_string()));
+        match decoded {
+            Ok(d) => {
+                let (hashes, variants) = PerceptualHasher::new().hash_query(&d.rgb);
+                queries.push((path.display().to_string(), Query::from_image(&hashes, variants)));
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let catalog = match load(&args.catalog.db) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    // Positions never reported for a query: the object itself, or the seller's own photos.
+    let mut own: Vec<usize> = Vec::new();
+    if let Some(uri) = &args.object {
+        let found = catalog.by_uri(uri).or_else(|| {
+            let abs = std::fs::canonicalize(uri).ok()?;
+            catalog.by_uri(&abs.display().to_string())
+        });
+        let Some(pos) = found else {
+            eprintln!("error: no object {uri:?} in {}", args.catalog.db.display());
+            return ExitCode::from(2);
+        };
+        own.push(pos);
+        queries.push((catalog.entries[pos].uri.clone(), Query::from_entry(&catalog.entries[pos])));
+    }
+    if let Some(seller) = &args.seller {
+        own = catalog.by_seller(seller);
+        if own.is_empty() {
+            eprintln!("error: no objects of seller {seller:?} in {}", args.catalog.db.display());
+            return ExitCode::from(2);
+        }
+        for &pos in &own {
+            queries.push((catalog.entries[pos].uri.clone(), Query::from_entry(&catalog.entries[pos])));
+        }
+    }
+    let rule = args.catalog.rule();
+    let mut rows = Vec::new();
+    let mut text = String::new();
+    for (name, q) in &queries {
+        let found: Vec<Match> = catalog.query(q, &rule).into_iter().filter(|m| !own.contains(&m.entry)).collect();
+        if found.is_empty() && args.seller.is_some() {
+            continue;
+        }
+        text.push_str(&format!("{name}: {} match{}\n", found.len(), if found.len() == 1 { "" } else { "es" }));
+        for m in &found {
+            let e = &catalog.entries[m.entry];
+            let d = |v: Option<u32>| v.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+            text.push_str(&format!(
+                "  {:<6} pdq {:>3}  phash {:>2}  dhash {:>2}  {}  seller={} listing={} platform={}{}\n",
+                m.matched_by,
+                d(m.pdq_distance),
+                d(m.phash_distance),
+                d(m.dhash_distance),
+                e.uri,
+                e.seller_id.as_deref().unwrap_or("-"),
+                e.listing_id.as_deref().unwrap_or("-"),
+                e.platform.as_deref().unwrap_or("-"),
+                if m.low_quality { "  (low-quality PDQ)" } else { "" }
+            ));
+            rows.push(match_json(&catalog, name, m));
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+    } else if text.is_empty() {
+        println!("no matches");
+    } else {
+        print!("{text}");
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs `tusk clusters`.
+pub fn run_clusters(args: ClustersArgs) -> ExitCode {
+    let catalog = match load(&args.catalog.db) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let clusters = catalog.clusters(&args.catalog.rule(), args.min_sellers);
+    if args.json {
+        let v: Vec<serde_json::Value> = clusters
+            .iter()
+            .map(|c| serde_json::json!({"objects": c.members.len(), "sellers": c.sellers, "members": c.members.iter().map(|&p| &catalog.entries[p]).collect::<Vec<_>>()}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    if clusters.is_empty() {
+        println!("no photo appears under {} or more sellers", args.min_sellers);
+    }
+    for (i, c) in clusters.iter().enumerate() {
+        println!("cluster {}: {} objects, {} sellers ({})", i + 1, c.members.len(), c.sellers.len(), c.sellers.join(", "));
+        for &p in &c.members {
+            let e = &catalog.entries[p];
+            println!("  {}  seller={} listing={} platform={}", e.uri, e.seller_id.as_deref().unwrap_or("-"), e.listing_id.as_deref().unwrap_or("-"), e.platform.as_deref().unwrap_or("-"));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs `tusk links`.
+pub fn run_links(args: LinksArgs) -> ExitCode {
+    let Some(format) = Format::from_path(&args.out) else {
+        eprintln!("error: --out {}: the extension must be .csv, .graphml or .json", args.out.display());
+        return ExitCode::from(2);
+    };
+    let catalog = match load(&args.catalog.db) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let clusters = catalog.clusters(&args.catalog.rule(), 2);
+    let edges = links(&catalog, &clusters);
+    let written = std::fs::File::create(&args.out).and_then(|f| {
+        let mut w = std::io::BufWriter::new(f);
+        write_links(&mut w, format, &catalog, &edges)?;
+        std::io::Write::flush(&mut w)
+    });
+    if let Err(e) = written {
+        eprintln!("error: {}: {e}", args.out.display());
+        return ExitCode::FAILURE;
+    }
+    let sellers: std::collections::BTreeSet<&str> = edges.iter().flat_map(|l| [l.source.as_str(), l.target.as_str()]).collect();
+    println!("{} sellers, {} links from {} shared photos -> {}", sellers.len(), edges.len(), clusters.len(), args.out.display());
+    ExitCode::SUCCESS
+}
