@@ -1,0 +1,164 @@
+//! Re-used photos end to end: planted re-posts (resized and re-compressed, bordered, mirrored,
+//! framed) under another seller are found by `tusk match`, grouped by `tusk clusters` and linked
+//! by `tusk links`; unrelated photos match nothing; objects hashed by an older tusk are redone.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use image::{imageops, Rgb, RgbImage};
+
+fn demo(name: &str) -> RgbImage {
+    image::open(common::demo_dir().join("images").join(name)).unwrap().to_rgb8()
+}
+
+fn save_jpeg(img: &RgbImage, path: &Path, quality: u8) {
+    let mut f = std::fs::File::create(path).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut f, quality).encode_image(img).unwrap();
+}
+
+fn pad(img: &RgbImage, by: u32, colour: [u8; 3]) -> RgbImage {
+    let mut out = RgbImage::from_pixel(img.width() + 2 * by, img.height() + 2 * by, Rgb(colour));
+    imageops::replace(&mut out, img, by as i64, by as i64);
+    out
+}
+
+/// Writes the test photos and a manifest; returns the manifest's path.
+fn plant(dir: &Path) -> PathBuf {
+    let mut lines = Vec::new();
+    let mut post = |img: RgbImage, name: &str, seller: &str, quality: u8| {
+        let path = dir.join(name);
+        save_jpeg(&img, &path, quality);
+        lines.push(serde_json::json!({"uri": path, "seller_id": seller, "listing_id": name, "platform": "test"}).to_string());
+    };
+    let chelsea = demo("skimage_chelsea.png");
+    let coffee = demo("skimage_coffee.jpg");
+    let astronaut = demo("skimage_astronaut.jpg");
+    let netsuke = demo("met_ivory_60217.jpg");
+    post(chelsea.clone(), "ana_cat.jpg", "ana", 92);
+    post(coffee.clone(), "ana_coffee.jpg", "ana", 92);
+    post(astronaut.clone(), "bo_astronaut.jpg", "bo", 92);
+    post(netsuke.clone(), "cy_netsuke.jpg", "cy", 92);
+    // The re-posts.
+    let half = imageops::resize(&chelsea, chelsea.width() / 2, chelsea.height() / 2, imageops::FilterType::Triangle);
+    post(half, "copy_cat_small.jpg", "copycat", 50);
+    post(pad(&coffee, 40, [255, 255, 255]), "copy_coffee_border.jpg", "copycat", 85);
+    post(imageops::flip_horizontal(&astronaut), "copy_astronaut_mirror.jpg", "copycat", 85);
+    post(pad(&pad(&netsuke, 12, [236, 228, 210]), 20, [70, 40, 20]), "copy_netsuke_frame.jpg", "copycat", 85);
+    // Unrelated photos, including other ivory and another cat-free animal.
+    for name in ["skimage_horse.png", "skimage_coins.png", "met_non_ivory_14356.jpg", "skimage_rocket.jpg", "met_ivory_193713.jpg"] {
+        post(demo(name), &format!("dee_{name}.jpg"), "dee", 90);
+    }
+    let manifest = dir.join("manifest.jsonl");
+    std::fs::write(&manifest, lines.join("\n") + "\n").unwrap();
+    manifest
+}
+
+fn json(out: String) -> serde_json::Value {
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn tusk_ok(args: &[&str]) -> String {
+    common::succeeded(common::tusk(args), &format!("tusk {args:?}"))
+}
+
+fn file_name(v: &serde_json::Value) -> String {
+    Path::new(v.as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn planted_reposts_are_matched_clustered_and_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = plant(dir.path());
+    let db = dir.path().join("reuse.db");
+    let dbs = db.to_str().unwrap();
+    let out = common::scan_ok(&manifest, &db, &["--hash-only"]);
+    assert!(out.contains("13 processed"), "{out}");
+    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects WHERE length(pdq) = 64 AND hash_version = 2"), 13);
+
+    // Who else posted copycat's photos? Exactly the four originals, each for its own copy.
+    let found = json(tusk_ok(&["match", "--seller", "copycat", "--db", dbs, "--json"]));
+    let mut pairs: Vec<(String, String)> = found.as_array().unwrap().iter().map(|m| (file_name(&m["query"]), file_name(&m["uri"]))).collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [
+            ("copy_astronaut_mirror.jpg", "bo_astronaut.jpg"),
+            ("copy_cat_small.jpg", "ana_cat.jpg"),
+            ("copy_coffee_border.jpg", "ana_coffee.jpg"),
+            ("copy_netsuke_frame.jpg", "cy_netsuke.jpg"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let mirror = found.as_array().unwrap().iter().find(|m| file_name(&m["query"]) == "copy_astronaut_mirror.jpg").unwrap();
+    assert_eq!(mirror["matched_by"], "pdq", "only PDQ's mirror variants catch a mirrored copy");
+
+    // An image file as the query: the original photo finds both its posts; unrelated ones nothing.
+    let cat = common::demo_dir().join("images/skimage_chelsea.png");
+    let hits = json(tusk_ok(&["match", cat.to_str().unwrap(), "--db", dbs, "--json"]));
+    let mut names: Vec<String> = hits.as_array().unwrap().iter().map(|m| file_name(&m["uri"])).collect();
+    names.sort();
+    assert_eq!(names, ["ana_cat.jpg", "copy_cat_small.jpg"]);
+    for unrelated in ["skimage_camera.png", "met_ivory_41975.jpg", "met_non_ivory_202632.jpg"] {
+        let path = common::demo_dir().join("images").join(unrelated);
+        let hits = json(tusk_ok(&["match", path.to_str().unwrap(), "--db", dbs, "--json"]));
+        assert_eq!(hits.as_array().unwrap().len(), 0, "{unrelated}: {hits}");
+    }
+    // A hash as the query, and an object.
+    let (uri, pdq) = common::pairs(&db, "SELECT uri, pdq FROM objects WHERE listing_id = 'cy_netsuke.jpg'").remove(0);
+    let by_hash = json(tusk_ok(&["match", "--hash", &pdq, "--hash-kind", "pdq", "--db", dbs, "--json"]));
+    assert_eq!(by_hash.as_array().unwrap().len(), 2, "{by_hash}");
+    let by_object = json(tusk_ok(&["match", "--object", &uri, "--db", dbs, "--json"]));
+    assert_eq!(file_name(&by_object[0]["uri"]), "copy_netsuke_frame.jpg");
+    assert_eq!(by_object.as_array().unwrap().len(), 1);
+
+    // Clusters: the four shared photos, two sellers each; the unrelated photos in none.
+    let clusters = json(tusk_ok(&["clusters", "--db", dbs, "--json"]));
+    let clusters = clusters.as_array().unwrap();
+    assert_eq!(clusters.len(), 4, "{clusters:?}");
+    for c in clusters {
+        assert_eq!(c["objects"], 2);
+        assert!(c["sellers"].as_array().unwrap().contains(&"copycat".into()));
+    }
+
+    // Links: copycat–ana twice (two photos), copycat–bo and copycat–cy once; in every format.
+    let csv = dir.path().join("links.csv");
+    tusk_ok(&["links", "--db", dbs, "--out", csv.to_str().unwrap()]);
+    let csv = std::fs::read_to_string(csv).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "source,target,weight,evidence");
+    assert!(rows[1].starts_with("ana,copycat,2,"), "{csv}");
+    assert_eq!(rows.len(), 4, "{csv}");
+    let graph = dir.path().join("links.json");
+    tusk_ok(&["links", "--db", dbs, "--out", graph.to_str().unwrap()]);
+    let graph = json(std::fs::read_to_string(graph).unwrap());
+    assert_eq!(graph["edges"].as_array().unwrap().len(), 3);
+    assert_eq!(graph["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "ana").unwrap()["objects"], 2);
+    assert_eq!(graph["edges"][0]["evidence"].as_array().unwrap().len(), 2);
+    let graphml = dir.path().join("links.graphml");
+    tusk_ok(&["links", "--db", dbs, "--out", graphml.to_str().unwrap()]);
+    let graphml = std::fs::read_to_string(graphml).unwrap();
+    assert_eq!(graphml.matches("<edge ").count(), 3);
+    assert_eq!(graphml.matches("<node ").count(), 4);
+    let bad = common::tusk(&["links", "--db", dbs, "--out", "links.txt"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn objects_hashed_by_an_older_tusk_are_hashed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = plant(dir.path());
+    let db = dir.path().join("old.db");
+    common::scan_ok(&manifest, &db, &["--hash-only"]);
+    // What a store written before PDQ looks like: version 1, no PDQ.
+    common::count(&db, "UPDATE objects SET hash_version = 1, pdq = NULL, pdq_quality = NULL WHERE seller_id = 'ana' RETURNING 0");
+    let out = common::scan_ok(&manifest, &db, &["--hash-only"]);
+    assert!(out.contains("2 processed, 11 skipped"), "{out}");
+    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects WHERE pdq IS NULL"), 0);
+    let out = common::scan_ok(&manifest, &db, &["--hash-only"]);
+    assert!(out.contains("0 processed, 13 skipped"), "{out}");
+    // A missing store is a clear error, not an empty answer.
+    let missing = common::tusk(&["clusters", "--db", dir.path().join("nope.db").to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("tusk scan"));
+}
