@@ -39,6 +39,6 @@ fn main() {
         }
     }
     let us = |t: f64| t / n as f64 * 1e6;
-    println!("{n} images: decode {:.0} µs, hash (pHash+dHash) {:.0} µs, preprocess {:.0} µs per image",
+    println!("{n} images: decode {:.0} µs, hash (trim, pHash, dHash, PDQ) {:.0} µs, preprocess {:.0} µs per image",
         us(t_decode), us(t_hash), us(t_prep));
 }

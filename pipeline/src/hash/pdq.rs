@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 
 use image::RgbImage;
 
-/// Side of the decimated image the DCT reads.
-const DOWNSAMPLE: usize = 64;
+use super::jarosz::{blur_decimate, DOWNSAMPLE};
+
 /// Meta's cut-off: hashes of images below this quality are unreliable (featureless images).
 pub const MIN_QUALITY: u8 = 50;
 
@@ -123,202 +123,8 @@ const SYMMETRIES: [(bool, bool, bool); 8] = [
 
 /// The 16×16 DCT coefficients and the quality of an RGB image.
 fn dct_of(img: &RgbImage) -> ([[f32; 16]; 16], u8) {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let mut luma: Vec<f32> = img
-        .as_raw()
-        .chunks_exact(3)
-        .map(|p| 0.299f32 * p[0] as f32 + 0.587f32 * p[1] as f32 + 0.114f32 * p[2] as f32)
-        .collect();
-    dct_of_luma(&mut luma, h, w)
-}
-
-/// The 16×16 DCT coefficients and the quality of a row-major `rows × cols` luma buffer
-/// (blurred in place).
-fn dct_of_luma(luma: &mut [f32], rows: usize, cols: usize) -> ([[f32; 16]; 16], u8) {
-    assert_eq!(luma.len(), rows * cols, "luma buffer size");
-    if rows == 0 || cols == 0 {
-        return ([[0f32; 16]; 16], 0);
-    }
-    let win_along_rows = jarosz_window(cols);
-    let win_along_cols = jarosz_window(rows);
-    let sample = |i: usize, n: usize| ((i as f64 + 0.5) * n as f64 / DOWNSAMPLE as f64) as usize;
-    let sample_cols: Vec<usize> = (0..DOWNSAMPLE).map(|j| sample(j, cols)).collect();
-    let all_cols: Vec<usize> = (0..cols).collect();
-    // Two blur passes each way (the reference's PDQ_NUM_JAROSZ_XY_PASSES). Pass 1 in full; in
-    // pass 2 only the 64 columns that decimation reads are kept: every
-    // column's running sum is still computed in the reference's order, so the values are equal.
-    let mut scratch = vec![0f32; luma.len()];
-    box_rows(luma, &mut scratch, rows, cols, win_along_rows, &all_cols);
-    box_columns(&scratch, luma, rows, cols, win_along_cols);
-    let mut narrow = vec![0f32; rows * DOWNSAMPLE];
-    box_rows(luma, &mut narrow, rows, cols, win_along_rows, &sample_cols);
-    let mut narrow_out = vec![0f32; rows * DOWNSAMPLE];
-    box_columns(&narrow, &mut narrow_out, rows, DOWNSAMPLE, win_along_cols);
-    let mut small = [[0f32; DOWNSAMPLE]; DOWNSAMPLE];
-    for (i, row) in small.iter_mut().enumerate() {
-        let r = sample(i, rows);
-        row.copy_from_slice(&narrow_out[r * DOWNSAMPLE..(r + 1) * DOWNSAMPLE]);
-    }
+    let small = blur_decimate(img);
     (dct_64_to_16(&small), quality(&small))
-}
-
-/// The reference's `computeJaroszFilterWindowSize`.
-fn jarosz_window(old: usize) -> usize {
-    old.div_ceil(2 * DOWNSAMPLE)
-}
-
-/// Phase counts of the reference's `box1DFloat` for a vector of `len` and window `full`; the
-/// window is clipped to the vector, which the reference (reading out of bounds) does not do.
-fn box_phases(len: usize, full: usize) -> (usize, usize, usize, usize) {
-    let full = full.clamp(1, len);
-    let half = (full + 2) / 2;
-    (half - 1, full - half + 1, len - full, half - 1)
-}
-
-/// One box-blur pass along a contiguous vector, with the reference's running sum and its
-/// shrinking windows at both ends (`box1DFloat`).
-fn box_1d(src: &[f32], dst: &mut [f32], full: usize) {
-    let (p1, p2, p3, p4) = box_phases(src.len(), full);
-    let (mut li, mut ri, mut oi) = (0, 0, 0);
-    let mut sum = 0f32;
-    let mut n = 0usize;
-    for _ in 0..p1 {
-        sum += src[ri];
-        n += 1;
-        ri += 1;
-    }
-    for _ in 0..p2 {
-        sum += src[ri];
-        n += 1;
-        dst[oi] = sum / n as f32;
-        ri += 1;
-        oi += 1;
-    }
-    for _ in 0..p3 {
-        sum += src[ri];
-        sum -= src[li];
-        dst[oi] = sum / n as f32;
-        li += 1;
-        ri += 1;
-        oi += 1;
-    }
-    for _ in 0..p4 {
-        sum -= src[li];
-        n -= 1;
-        dst[oi] = sum / n as f32;
-        li += 1;
-        oi += 1;
-    }
-}
-
-/// Rows processed together by [`box_rows`]: one SIMD register of f32 lanes.
-const LANES: usize = 8;
-
-/// `box_1d` along every row, keeping the output columns listed in `keep` (`dst` is
-/// `rows × keep.len()`). Rows go in groups of [`LANES`], interleaved so that each lane runs one
-/// row's running sum — the same float operations as the reference, vectorised across rows
-/// instead of stalled on one row's chain of additions.
-fn box_rows(src: &[f32], dst: &mut [f32], rows: usize, cols: usize, full: usize, keep: &[usize]) {
-    let width = keep.len();
-    let mut row_out = vec![0f32; cols];
-    let (p1, p2, p3, p4) = box_phases(cols, full);
-    let mut lanes_in = vec![[0f32; LANES]; cols];
-    let mut lanes_out = vec![[0f32; LANES]; cols];
-    let blocks = rows / LANES;
-    for b in 0..blocks {
-        let r0 = b * LANES;
-        for (t, v) in lanes_in.iter_mut().enumerate() {
-            for (k, x) in v.iter_mut().enumerate() {
-                *x = src[(r0 + k) * cols + t];
-            }
-        }
-        let (mut li, mut ri, mut oi) = (0, 0, 0);
-        let mut sum = [0f32; LANES];
-        let mut n = 0usize;
-        let add = |sum: &mut [f32; LANES], v: &[f32; LANES]| (0..LANES).for_each(|k| sum[k] += v[k]);
-        let sub = |sum: &mut [f32; LANES], v: &[f32; LANES]| (0..LANES).for_each(|k| sum[k] -= v[k]);
-        let div = |out: &mut [f32; LANES], sum: &[f32; LANES], n: usize| (0..LANES).for_each(|k| out[k] = sum[k] / n as f32);
-        for _ in 0..p1 {
-            add(&mut sum, &lanes_in[ri]);
-            n += 1;
-            ri += 1;
-        }
-        for _ in 0..p2 {
-            add(&mut sum, &lanes_in[ri]);
-            n += 1;
-            div(&mut lanes_out[oi], &sum, n);
-            ri += 1;
-            oi += 1;
-        }
-        for _ in 0..p3 {
-            add(&mut sum, &lanes_in[ri]);
-            sub(&mut sum, &lanes_in[li]);
-            div(&mut lanes_out[oi], &sum, n);
-            li += 1;
-            ri += 1;
-            oi += 1;
-        }
-        for _ in 0..p4 {
-            sub(&mut sum, &lanes_in[li]);
-            n -= 1;
-            div(&mut lanes_out[oi], &sum, n);
-            li += 1;
-            oi += 1;
-        }
-        for (n, &t) in keep.iter().enumerate() {
-            for (k, x) in lanes_out[t].iter().enumerate() {
-                dst[(r0 + k) * width + n] = *x;
-            }
-        }
-    }
-    for r in blocks * LANES..rows {
-        box_1d(&src[r * cols..(r + 1) * cols], &mut row_out, full);
-        for (n, &t) in keep.iter().enumerate() {
-            dst[r * width + n] = row_out[t];
-        }
-    }
-}
-
-/// `box_1d` down every column at once, a whole row at a time (cache-friendly, vectorisable,
-/// and the same float operations per column as the reference's strided loop).
-fn box_columns(src: &[f32], dst: &mut [f32], rows: usize, cols: usize, full: usize) {
-    let (p1, p2, p3, p4) = box_phases(rows, full);
-    let row = |r: usize| &src[r * cols..(r + 1) * cols];
-    let mut sum = vec![0f32; cols];
-    let (mut li, mut ri, mut oi) = (0, 0, 0);
-    let mut n = 0usize;
-    let write = |dst: &mut [f32], oi: usize, sum: &[f32], n: usize| {
-        for (d, s) in dst[oi * cols..(oi + 1) * cols].iter_mut().zip(sum) {
-            *d = s / n as f32;
-        }
-    };
-    for _ in 0..p1 {
-        sum.iter_mut().zip(row(ri)).for_each(|(s, v)| *s += v);
-        n += 1;
-        ri += 1;
-    }
-    for _ in 0..p2 {
-        sum.iter_mut().zip(row(ri)).for_each(|(s, v)| *s += v);
-        n += 1;
-        write(dst, oi, &sum, n);
-        ri += 1;
-        oi += 1;
-    }
-    for _ in 0..p3 {
-        sum.iter_mut().zip(row(ri)).for_each(|(s, v)| *s += v);
-        sum.iter_mut().zip(row(li)).for_each(|(s, v)| *s -= v);
-        write(dst, oi, &sum, n);
-        li += 1;
-        ri += 1;
-        oi += 1;
-    }
-    for _ in 0..p4 {
-        sum.iter_mut().zip(row(li)).for_each(|(s, v)| *s -= v);
-        n -= 1;
-        write(dst, oi, &sum, n);
-        li += 1;
-        oi += 1;
-    }
 }
 
 /// The reference's `pdqImageDomainQualityMetric`: summed, scaled neighbour gradients.
@@ -420,15 +226,5 @@ mod tests {
                 assert!(all.contains(&dd));
             }
         }
-    }
-
-    #[test]
-    fn box_filter_of_constant_is_constant() {
-        let src = vec![3.0f32; 10];
-        let mut dst = vec![0.0f32; 10];
-        box_1d(&src, &mut dst, 4);
-        assert!(dst.iter().all(|v| (v - 3.0).abs() < 1e-6), "{dst:?}");
-        box_1d(&src, &mut dst, 40);
-        assert!(dst.iter().all(|v| (v - 3.0).abs() < 1e-6), "{dst:?}");
     }
 }
