@@ -71,10 +71,10 @@ fn luma_tables() -> &'static [[f32; 256]; 3] {
     static T: std::sync::OnceLock<[[f32; 256]; 3]> = std::sync::OnceLock::new();
     T.get_or_init(|| {
         let mut t = [[0f32; 256]; 3];
-        for v in 0..256 {
-            t[0][v] = 0.299f32 * v as f32;
-            t[1][v] = 0.587f32 * v as f32;
-            t[2][v] = 0.114f32 * v as f32;
+        for (table, coeff) in t.iter_mut().zip([0.299f32, 0.587f32, 0.114f32]) {
+            for (v, x) in table.iter_mut().enumerate() {
+                *x = coeff * v as f32;
+            }
         }
         t
     })
