@@ -162,3 +162,45 @@ fn objects_hashed_by_an_older_tusk_are_hashed_again() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("tusk scan"));
 }
+
+#[test]
+fn demo_repost_is_found_and_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let dbs = db.to_str().unwrap();
+    common::scan_ok(&common::demo_dir().join("manifest.jsonl"), &db, &["--hash-only"]);
+    let found = json(tusk_ok(&["match", "--seller", "seller-zed", "--db", dbs, "--json"]));
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["uri"], "images/met_ivory_41975.jpg");
+    assert_eq!(found[0]["seller_id"], "seller-ana");
+    let out = dir.path().join("links.csv");
+    tusk_ok(&["links", "--db", dbs, "--out", out.to_str().unwrap()]);
+    let csv = std::fs::read_to_string(out).unwrap();
+    assert_eq!(csv.lines().skip(1).collect::<Vec<_>>(), ["seller-ana,seller-zed,1,images/met_ivory_41975.jpg = images/reposted_ivory_41975.jpg"]);
+}
+
+#[test]
+fn a_loaded_catalog_picks_up_objects_scanned_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = plant(dir.path());
+    let all = std::fs::read_to_string(&manifest).unwrap();
+    let (first, later): (Vec<&str>, Vec<&str>) = all.lines().partition(|l| !l.contains("\"copycat\""));
+    let part = dir.path().join("first.jsonl");
+    std::fs::write(&part, first.join("\n") + "\n").unwrap();
+    let db = dir.path().join("live.db");
+    common::scan_ok(&part, &db, &["--hash-only"]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = tusk::sink::Store::open(&db).await.unwrap();
+        let mut catalog = tusk::reuse::Catalog::load(&store).await.unwrap();
+        let rule = tusk::reuse::Rule::new(tusk::reuse::HashKind::Default, None);
+        assert!(catalog.clusters(&rule, 2).is_empty());
+        assert_eq!(catalog.refresh(&store).await.unwrap(), 0);
+        // The copies arrive while the catalog is in memory.
+        std::fs::write(&part, later.join("\n") + "\n").unwrap();
+        common::scan_ok(&part, &db, &["--hash-only"]);
+        assert_eq!(catalog.refresh(&store).await.unwrap(), later.len());
+        assert_eq!(catalog.clusters(&rule, 2).len(), 4);
+    });
+}

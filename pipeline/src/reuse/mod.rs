@@ -188,9 +188,15 @@ impl Catalog {
     /// catalog kept in memory while scans keep writing.
     pub async fn refresh(&mut self, store: &Store) -> Result<usize, StoreError> {
         let (entries, until) = fetch(store, &self.loaded_until).await?;
-        let n = entries.len();
+        let mut n = 0;
         for e in entries {
+            // Rows from the last loaded millisecond come again (`>=`, so that a row committed
+            // in that same millisecond is not missed); unchanged ones are skipped.
+            if self.by_uri(&e.uri).is_some_and(|p| self.entries[p] == e) {
+                continue;
+            }
             self.insert(e);
+            n += 1;
         }
         if !until.is_empty() {
             self.loaded_until = until;
@@ -385,13 +391,13 @@ pub fn links(catalog: &Catalog, clusters: &[Cluster]) -> Vec<Link> {
     out
 }
 
-/// Objects updated after `since` (an `updated_at` timestamp; "" for all), and the latest
+/// Objects updated at or after `since` (an `updated_at` timestamp; "" for all), and the latest
 /// `updated_at` seen.
 async fn fetch(store: &Store, since: &str) -> Result<(Vec<Entry>, String), StoreError> {
     type Row = (String, Option<String>, Option<String>, Option<String>, String, String, Option<String>, Option<i64>, String);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT uri, seller_id, listing_id, platform, phash, dhash, pdq, pdq_quality, updated_at
-         FROM objects WHERE updated_at > ? ORDER BY updated_at, id",
+         FROM objects WHERE updated_at >= ? ORDER BY updated_at, id",
     )
     .bind(since)
     .fetch_all(store.pool())
