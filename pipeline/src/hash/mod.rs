@@ -53,21 +53,22 @@ impl PerceptualHasher {
     /// Hashes an RGB image, after trimming uniform borders.
     pub fn hash(&mut self, img: &RgbImage) -> Hashes {
         let trimmed = trimmed(img);
-        self.hash_trimmed(&trimmed)
+        let (pdq, quality) = pdq::pdq(&trimmed);
+        self.hash_trimmed(&trimmed, pdq, quality)
     }
 
     /// Hashes a query image: its hashes and the exact PDQ hashes of its eight rotations and
     /// mirror images (identity first), to find copies that were flipped or rotated.
     pub fn hash_query(&mut self, img: &RgbImage) -> (Hashes, [Pdq; 8]) {
         let trimmed = trimmed(img);
-        let (variants, _) = pdq::pdq_dihedral(&trimmed);
-        (self.hash_trimmed(&trimmed), variants)
+        let (variants, quality) = pdq::pdq_dihedral(&trimmed);
+        (self.hash_trimmed(&trimmed, variants[0], quality), variants)
     }
 
-    fn hash_trimmed(&mut self, img: &RgbImage) -> Hashes {
+    /// The 64-bit hashes of an already trimmed image, joined with its PDQ hash.
+    fn hash_trimmed(&mut self, img: &RgbImage, pdq: Pdq, pdq_quality: u8) -> Hashes {
         let small = resize_rgb(&mut self.resizer, img, SHRINK_SIDE, SHRINK_SIDE);
         let grey = DynamicImage::ImageRgb8(small).to_luma8();
-        let (pdq, pdq_quality) = pdq::pdq(img);
         Hashes {
             phash: to_u64(self.phash.hash_image(&grey).as_bytes()),
             dhash: to_u64(self.dhash.hash_image(&grey).as_bytes()),

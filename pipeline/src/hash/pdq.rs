@@ -56,20 +56,19 @@ impl Pdq {
     /// differ from the exact [`pdq_dihedral`] in a few bits (coefficients between the old and
     /// the new median; 4–12 bits on Meta's test photo).
     pub fn dihedral(&self) -> [Pdq; 8] {
-        let mut all = [Pdq::default(); 8];
-        for (n, (transpose, flip_rows, flip_cols)) in SYMMETRIES.into_iter().enumerate() {
-            // Index i holds frequency i + 1: a mirror negates odd frequencies, i.e. even indices.
-            for i in 0..16 {
-                for j in 0..16 {
-                    let negate = (flip_rows && i % 2 == 0) ^ (flip_cols && j % 2 == 0);
-                    if self.bit(i * 16 + j) ^ negate {
-                        let (r, c) = if transpose { (j, i) } else { (i, j) };
-                        all[n].set(r * 16 + c);
-                    }
+        let mut bits = [[false; 16]; 16];
+        for (k, b) in bits.iter_mut().flatten().enumerate() {
+            *b = self.bit(k);
+        }
+        SYMMETRIES.map(|sym| {
+            let mut out = Pdq::default();
+            for (k, b) in apply_symmetry(&bits, sym, |b: bool| !b).iter().flatten().enumerate() {
+                if *b {
+                    out.set(k);
                 }
             }
-        }
-        all
+            out
+        })
     }
 
     /// The smallest distance between `other` and any rotation or mirror image of `self`.
@@ -90,23 +89,23 @@ pub fn pdq(img: &RgbImage) -> (Pdq, u8) {
 /// median per variant — and the quality. Used for query images.
 pub fn pdq_dihedral(img: &RgbImage) -> ([Pdq; 8], u8) {
     let (dct, quality) = dct_of(img);
-    let mut all = [Pdq::default(); 8];
-    for (n, (transpose, flip_rows, flip_cols)) in SYMMETRIES.into_iter().enumerate() {
-        let mut b = [[0f32; 16]; 16];
-        for i in 0..16 {
-            for j in 0..16 {
-                let negate = (flip_rows && i % 2 == 0) ^ (flip_cols && j % 2 == 0);
-                let v = if negate { -dct[i][j] } else { dct[i][j] };
-                if transpose {
-                    b[j][i] = v;
-                } else {
-                    b[i][j] = v;
-                }
-            }
+    (SYMMETRIES.map(|sym| bits_above_median(&apply_symmetry(&dct, sym, |v: f32| -v))), quality)
+}
+
+/// A 16×16 DCT-domain matrix (coefficients, or their bits) as the image rotated or mirrored by
+/// `sym` would have it: index i holds frequency i + 1, so a mirror negates the even indices of
+/// its axis; a transpose swaps rows and columns. `negate` is minus for coefficients, not for bits.
+fn apply_symmetry<T: Copy + Default>(m: &[[T; 16]; 16], sym: (bool, bool, bool), negate: impl Fn(T) -> T) -> [[T; 16]; 16] {
+    let (transpose, flip_rows, flip_cols) = sym;
+    let mut out = [[T::default(); 16]; 16];
+    for (i, row) in m.iter().enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            let v = if (flip_rows && i % 2 == 0) ^ (flip_cols && j % 2 == 0) { negate(v) } else { v };
+            let (r, c) = if transpose { (j, i) } else { (i, j) };
+            out[r][c] = v;
         }
-        all[n] = bits_above_median(&b);
     }
-    (all, quality)
+    out
 }
 
 /// The eight symmetries of the square as (transpose, mirror rows, mirror columns).
