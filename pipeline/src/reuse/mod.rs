@@ -229,12 +229,12 @@ impl Catalog {
 
     /// Positions of the current entries of a seller.
     pub fn by_seller(&self, seller: &str) -> Vec<usize> {
-        let mut v: Vec<usize> = self
-            .by_uri
-            .values()
-            .copied()
-            .filter(|&p| self.entries[p].seller_id.as_deref() == Some(seller))
-            .collect();
+        self.current().into_iter().filter(|&p| self.entries[p].seller_id.as_deref() == Some(seller)).collect()
+    }
+
+    /// Positions of the current entry of every uri (replaced entries left out), ascending.
+    fn current(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self.by_uri.values().copied().collect();
         v.sort_unstable();
         v
     }
@@ -289,11 +289,7 @@ impl Catalog {
     /// Groups of objects that show the same photo (connected by matches under the rule, not
     /// through low-quality PDQ hashes) and span at least `min_sellers` sellers, largest first.
     pub fn clusters(&self, rule: &Rule, min_sellers: usize) -> Vec<Cluster> {
-        let current: Vec<usize> = {
-            let mut v: Vec<usize> = self.by_uri.values().copied().collect();
-            v.sort_unstable();
-            v
-        };
+        let current = self.current();
         let mut parent: HashMap<usize, usize> = current.iter().map(|&p| (p, p)).collect();
         fn find(parent: &mut HashMap<usize, usize>, mut x: usize) -> usize {
             while parent[&x] != x {
