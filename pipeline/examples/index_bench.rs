@@ -41,6 +41,21 @@ fn flip_pdq(mut h: Pdq, bits: &[u32]) -> Pdq {
     h
 }
 
+/// `n` random hashes, the first `bases` of which get 4 copies each with 1..=`max_d` of their
+/// `width` bits flipped (at the end); returns the hashes and the bases.
+fn planted<H: Copy>(rng: &mut Rng, n: usize, bases: usize, max_d: u32, width: u32, random: impl Fn(&mut Rng) -> H, flip: impl Fn(H, &[u32]) -> H) -> (Vec<H>, Vec<H>) {
+    let mut hashes: Vec<H> = (0..n - bases * 4).map(|_| random(rng)).collect();
+    let originals: Vec<H> = hashes[..bases].to_vec();
+    for b in &originals {
+        for _ in 0..4 {
+            let d = 1 + (rng.next() % max_d as u64) as u32;
+            let m = rng.mask(d, width);
+            hashes.push(flip(*b, &m));
+        }
+    }
+    (hashes, originals)
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * p).round() as usize]
@@ -81,15 +96,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|");
 
     let t = Instant::now();
-    let mut hashes: Vec<u64> = (0..n - planted_bases * 4).map(|_| rng.next()).collect();
-    let bases: Vec<u64> = hashes[..planted_bases].to_vec();
-    for b in &bases {
-        for _ in 0..4 {
-            let d = 1 + (rng.next() % 12) as u32;
-            let m = rng.mask(d, 64);
-            hashes.push(flip64(*b, &m));
-        }
-    }
+    let (hashes, bases) = planted(&mut rng, n, planted_bases, 12, 64, |r| r.next(), flip64);
     let index = HammingIndex::build(hashes);
     let build64 = t.elapsed().as_secs_f64();
     let mem64 = index.memory_bytes();
@@ -100,15 +107,7 @@ fn main() {
     drop(index);
 
     let t = Instant::now();
-    let mut pdqs: Vec<Pdq> = (0..n - planted_bases * 4).map(|_| Pdq([rng.next(), rng.next(), rng.next(), rng.next()])).collect();
-    let bases: Vec<Pdq> = pdqs[..planted_bases].to_vec();
-    for b in &bases {
-        for _ in 0..4 {
-            let d = 1 + (rng.next() % 31) as u32;
-            let m = rng.mask(d, 256);
-            pdqs.push(flip_pdq(*b, &m));
-        }
-    }
+    let (pdqs, bases) = planted(&mut rng, n, planted_bases, 31, 256, |r| Pdq([r.next(), r.next(), r.next(), r.next()]), flip_pdq);
     let index = HammingIndex::build(pdqs);
     let build_pdq = t.elapsed().as_secs_f64();
     let mem_pdq = index.memory_bytes();
