@@ -133,7 +133,7 @@ fn changed_file_and_new_model_version_are_redone_without_duplicates() {
     std::fs::write(&toml, text).unwrap();
     let out = common::scan_ok(&images, &db, &models_arg);
     assert!(out.contains(&format!("{n} processed")), "{out}");
-    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM models"), 2);
+    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM models WHERE name = 'listing-v1'"), 2);
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM results"), 2 * n);
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects"), n);
     let dup = "SELECT COUNT(*) FROM (SELECT object_id, fingerprint, model_id FROM results GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)";

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod eval;
 pub mod hash;
 pub mod index;
+pub mod overlay;
 pub mod infer;
 pub mod pipeline;
 pub mod record;

@@ -58,6 +58,11 @@ struct EvalArgs {
     /// the same name and negative for the others.
     #[arg(long = "map")]
     map: Vec<String>,
+    /// True boxes for detectors: a CSV with `file,label,x0,y0,x1,y1` (pixels). Adds AP at IoU
+    /// 0.5 and the detection rate per label; an image is then positive for a label when it holds
+    /// one of its boxes.
+    #[arg(long)]
+    boxes: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -136,6 +141,10 @@ struct ScanArgs {
     /// Also append one JSON line per processed object to this file.
     #[arg(long)]
     jsonl: Option<PathBuf>,
+    /// Write a review image per flagged scan into this folder: the scan with each box drawn,
+    /// labelled with its label and score (detectors, e.g. for `--kind xray`).
+    #[arg(long)]
+    overlay: Option<PathBuf>,
     /// Folder holding one sub-folder per model, each with a model.toml.
     #[arg(long, env = "TUSK_MODELS", default_value = "models")]
     models: PathBuf,
@@ -286,7 +295,7 @@ fn eval(args: EvalArgs) -> ExitCode {
     }
     opts.batch = args.batch.max(1);
     let result = match runtime() {
-        Ok(rt) => rt.block_on(eval::evaluate(&args.labels, &args.source, kind, &map, opts, Arc::new(CliProgress::new(ProgressArg::Log)))),
+        Ok(rt) => rt.block_on(eval::evaluate(&args.labels, args.boxes.as_deref(), &args.source, kind, &map, opts, Arc::new(CliProgress::new(ProgressArg::Log)))),
         Err(code) => return code,
     };
     if args.db.is_none() {
@@ -367,6 +376,7 @@ fn scan(args: ScanArgs) -> ExitCode {
     };
     let mut opts = ScanOptions::new(source, args.db.clone(), args.models.clone());
     opts.jsonl = args.jsonl.clone();
+    opts.overlay = args.overlay.clone();
     opts.only_models = args.only_models.clone();
     opts.hash_only = args.hash_only;
     if let Some(w) = args.workers {
@@ -443,6 +453,7 @@ fn scan(args: ScanArgs) -> ExitCode {
                 s.elapsed.as_secs_f64(),
                 s.images_per_sec()
             );
+            println!("  flagged: {}", s.flagged);
             if s.by_label.is_empty() {
                 println!("  detections: none");
             }
@@ -458,6 +469,9 @@ fn scan(args: ScanArgs) -> ExitCode {
             }
             if let Some(o) = &args.out {
                 print!(", out: {o}");
+            }
+            if let Some(o) = &args.overlay {
+                print!(", review images: {}", o.display());
             }
             println!();
             if s.interrupted {

@@ -11,10 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_channel::{bounded, Receiver, Sender};
+use image::RgbImage;
 
 use crate::decode::{decode, DecodeLimits};
 use crate::hash::PerceptualHasher;
+use crate::infer::detect::{self, DecodeParams};
+use crate::infer::manifest::Task;
+use crate::infer::preprocess::Placement;
 use crate::infer::{manifest, preprocess, Model, ModelError, ModelManifest};
+use crate::overlay;
 use crate::record::{Detection, Failure, Record, Stage};
 use crate::sink::sqlite::{RunCounts, RunStatus};
 use crate::sink::{JsonlSink, S3Parts, Store, StoreError};
@@ -60,6 +65,12 @@ pub struct ScanOptions {
     pub out_part_records: usize,
     /// Longest time a record waits before its part is written.
     pub out_part_age: Duration,
+    /// Write a review image (boxes, labels, scores drawn on the scan) for every flagged object
+    /// with boxes into this folder.
+    pub overlay: Option<PathBuf>,
+    /// Also keep detector boxes down to this score, below the labels' thresholds (stored with
+    /// `flagged = 0`); `tusk eval` sets it to rank boxes for average precision.
+    pub box_floor: Option<f32>,
 }
 
 impl ScanOptions {
@@ -85,6 +96,8 @@ impl ScanOptions {
             out: None,
             out_part_records: 1000,
             out_part_age: Duration::from_secs(60),
+            overlay: None,
+            box_floor: None,
         }
     }
 }
@@ -117,6 +130,8 @@ pub struct Summary {
     pub skipped: u64,
     /// Failure records written.
     pub failed: u64,
+    /// Objects with a detection at or above its label's threshold.
+    pub flagged: u64,
     /// Objects with a detection, per label.
     pub by_label: BTreeMap<String, u64>,
     /// Failures per `stage/reason`.
@@ -172,6 +187,14 @@ pub enum ScanError {
     /// A worker task died unexpectedly.
     #[error("worker failed: {0}")]
     Worker(String),
+    /// The `--overlay` folder cannot be made.
+    #[error("overlay folder {}: {source}", path.display())]
+    Overlay {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 /// An object that is not done yet; `bytes` is filled by the fetch stage for remote objects.
@@ -196,10 +219,12 @@ impl Remote {
     }
 }
 
-/// A decoded object with one input tensor per model that applies to it.
+/// A decoded object with one input tensor (and where the image sits in it) per model that
+/// applies to it; the decoded image itself only when review overlays are asked for.
 struct Prepared {
     record: Record,
-    tensors: Vec<(usize, Vec<f32>)>,
+    tensors: Vec<(usize, Vec<f32>, Placement)>,
+    image: Option<RgbImage>,
 }
 
 enum SinkMsg {
@@ -295,17 +320,22 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
     let mut decoders = Vec::new();
     for _ in 0..opts.decode_workers.max(1) {
         let (job_rx, prep_tx, out_tx) = (job_rx.clone(), prep_tx.clone(), out_tx.clone());
-        let (manifests, by_kind, stop, limits) = (manifests.clone(), by_kind.clone(), stop.clone(), opts.limits);
+        let (manifests, by_kind, stop) = (manifests.clone(), by_kind.clone(), stop.clone());
+        let settings = DecodeSettings { limits: opts.limits, keep_images: opts.overlay.is_some() };
         decoders.push(tokio::task::spawn_blocking(move || {
-            decode_worker(job_rx, prep_tx, out_tx, &manifests, &by_kind, &limits, &stop)
+            decode_worker(job_rx, prep_tx, out_tx, &manifests, &by_kind, &settings, &stop)
         }));
     }
     drop((job_rx, prep_tx));
 
+    if let Some(dir) = &opts.overlay {
+        std::fs::create_dir_all(dir).map_err(|source| ScanError::Overlay { path: dir.clone(), source })?;
+    }
+    let outputs = Arc::new(BoxOutputs { overlay: opts.overlay.clone(), floor: opts.box_floor });
     let mut inferers = Vec::new();
     for models in worker_models.drain(..) {
-        let (prep_rx, out_tx) = (prep_rx.clone(), out_tx.clone());
-        inferers.push(tokio::spawn(infer_worker(prep_rx, out_tx, models, opts.batch.max(1), opts.batch_wait)));
+        let (prep_rx, out_tx, outputs) = (prep_rx.clone(), out_tx.clone(), outputs.clone());
+        inferers.push(tokio::spawn(infer_worker(prep_rx, out_tx, models, outputs, opts.batch.max(1), opts.batch_wait)));
     }
     drop((prep_rx, out_tx));
 
@@ -552,13 +582,20 @@ struct DecodeScratch {
     buf: Vec<u8>,
 }
 
+/// What the decode workers need besides the models: decoder limits, and whether to keep the
+/// decoded image for review overlays.
+struct DecodeSettings {
+    limits: DecodeLimits,
+    keep_images: bool,
+}
+
 fn decode_worker(
     jobs: Receiver<Job>,
     prepared: Sender<Prepared>,
     out: Sender<SinkMsg>,
     manifests: &[ModelManifest],
     by_kind: &HashMap<Kind, Vec<usize>>,
-    limits: &DecodeLimits,
+    settings: &DecodeSettings,
     stop: &AtomicBool,
 ) {
     let mut scratch = DecodeScratch {
@@ -573,7 +610,7 @@ fn decode_worker(
         let (fingerprint, meta) = (job.fingerprint.clone(), job.item.meta.clone());
         let models = &by_kind[&job.item.meta.kind];
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            prepare(job, manifests, models, limits, &mut scratch)
+            prepare(job, manifests, models, settings, &mut scratch)
         }))
         .unwrap_or_else(|panic| {
             let message = panic
@@ -617,9 +654,10 @@ fn prepare(
     job: Job,
     manifests: &[ModelManifest],
     models: &[usize],
-    limits: &DecodeLimits,
+    settings: &DecodeSettings,
     scratch: &mut DecodeScratch,
 ) -> Result<Prepared, Box<Record>> {
+    let DecodeSettings { limits, keep_images: keep_image } = settings;
     let Job { item, fingerprint, bytes } = job;
     let fail = |failure: Failure| Box::new(Record::failed(item.uri.clone(), Some(fingerprint.clone()), item.meta.clone(), failure));
     if let (None, Location::File(path)) = (&bytes, &item.location) {
@@ -660,13 +698,17 @@ fn prepare(
     let hashes = scratch.hasher.hash(&rgb);
     let tensors = models
         .iter()
-        .map(|&i| (i, preprocess::prepare(&rgb, &manifests[i].input).0))
+        .map(|&i| {
+            let (tensor, placement) = preprocess::prepare(&rgb, &manifests[i].input);
+            (i, tensor, placement)
+        })
         .collect();
     let mut record = Record::new(item.uri, Some(fingerprint), item.meta);
     record.width = Some(rgb.width());
     record.height = Some(rgb.height());
     record.hashes = Some(hashes);
-    Ok(Prepared { record, tensors })
+    let image = (*keep_image && models.iter().any(|&i| manifests[i].task == Task::Detect)).then_some(rgb);
+    Ok(Prepared { record, tensors, image })
 }
 
 /// Collects small batches, runs them on this worker's own sessions, forwards records.
@@ -674,6 +716,7 @@ async fn infer_worker(
     prepared: Receiver<Prepared>,
     out: Sender<SinkMsg>,
     mut models: Vec<Model>,
+    outputs: Arc<BoxOutputs>,
     batch: usize,
     wait: Duration,
 ) {
@@ -686,8 +729,9 @@ async fn infer_worker(
                 _ => break,
             }
         }
+        let outputs = outputs.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let records = run_batch(&mut models, items);
+            let records = run_batch(&mut models, items, &outputs);
             (models, records)
         })
         .await;
@@ -707,54 +751,56 @@ async fn infer_worker(
     }
 }
 
-/// Runs every model over the items it applies to, in batches, and fills in the records.
-fn run_batch(models: &mut [Model], items: Vec<Prepared>) -> Vec<Record> {
+/// What the inference workers make of detector boxes beyond the records.
+struct BoxOutputs {
+    /// Folder for review images of flagged objects.
+    overlay: Option<PathBuf>,
+    /// Keep boxes down to this score (evaluation).
+    floor: Option<f32>,
+}
+
+/// Runs every model over the items it applies to, in batches, and fills in the records; then
+/// writes review images for flagged objects when asked.
+fn run_batch(models: &mut [Model], items: Vec<Prepared>, outputs: &BoxOutputs) -> Vec<Record> {
     let mut records: Vec<Record> = Vec::with_capacity(items.len());
-    let mut tensors: Vec<Vec<(usize, Vec<f32>)>> = Vec::with_capacity(items.len());
+    let mut tensors: Vec<Vec<(usize, Vec<f32>, Placement)>> = Vec::with_capacity(items.len());
+    let mut images: Vec<Option<RgbImage>> = Vec::with_capacity(items.len());
     for p in items {
         records.push(p.record);
         tensors.push(p.tensors);
+        images.push(p.image);
     }
     for (mi, model) in models.iter_mut().enumerate() {
         let users: Vec<usize> = (0..records.len())
-            .filter(|&r| tensors[r].iter().any(|(m, _)| *m == mi))
+            .filter(|&r| tensors[r].iter().any(|(m, _, _)| *m == mi))
             .collect();
         for chunk in users.chunks(model.max_batch.max(1)) {
             let mut data = Vec::with_capacity(chunk.len() * preprocess::tensor_len(&model.manifest.input));
             for &r in chunk {
-                let t = &tensors[r].iter().find(|(m, _)| *m == mi).expect("filtered above").1;
+                let t = &tensors[r].iter().find(|(m, _, _)| *m == mi).expect("filtered above").1;
                 data.extend_from_slice(t);
             }
-            match model.run(&data, chunk.len()) {
-                Ok(probs) => {
+            let result = match model.manifest.task {
+                Task::Classify => model.run(&data, chunk.len()).map(|probs| {
                     for (&r, p) in chunk.iter().zip(probs) {
-                        let scores = model.label_scores(&p);
-                        let record = &mut records[r];
-                        let name = model.manifest.name.clone();
-                        let mut by_label = BTreeMap::new();
-                        for (label, score) in model.manifest.labels.iter().zip(scores) {
-                            by_label.insert(label.name.clone(), score);
-                            if score >= label.threshold {
-                                record.detections.push(Detection {
-                                    model: name.clone(),
-                                    label: label.name.clone(),
-                                    score,
-                                    bbox: None,
-                                });
-                            }
-                        }
-                        record.scores.insert(name, by_label);
+                        classified(model, &mut records[r], &p);
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(model = %model.manifest.name, "inference failed: {e}");
-                    for &r in chunk {
-                        records[r].failure = Some(Failure {
-                            stage: Stage::Infer,
-                            reason: "inference_error".into(),
-                            message: e.to_string(),
-                        });
+                }),
+                Task::Detect => model.run_detect(&data, chunk.len()).map(|(outs, anchors)| {
+                    for (&r, out) in chunk.iter().zip(outs) {
+                        let placement = tensors[r].iter().find(|(m, _, _)| *m == mi).expect("filtered above").2;
+                        detected(model, &mut records[r], &out, anchors, &placement, outputs.floor);
                     }
+                }),
+            };
+            if let Err(e) = result {
+                tracing::warn!(model = %model.manifest.name, "inference failed: {e}");
+                for &r in chunk {
+                    records[r].failure = Some(Failure {
+                        stage: Stage::Infer,
+                        reason: "inference_error".into(),
+                        message: e.to_string(),
+                    });
                 }
             }
         }
@@ -765,7 +811,59 @@ fn run_batch(models: &mut [Model], items: Vec<Prepared>) -> Vec<Record> {
             r.detections.clear();
         }
     }
+    if let Some(dir) = &outputs.overlay {
+        for (record, image) in records.iter().zip(images) {
+            let Some(image) = image else { continue };
+            if record.flagged() && record.detections.iter().any(|d| d.flagged && d.bbox.is_some()) {
+                if let Err(e) = overlay::write(dir, record, image) {
+                    tracing::warn!(uri = %record.uri, "review image not written: {e}");
+                }
+            }
+        }
+    }
     records
+}
+
+/// Fills in a classifier's label scores and the labels at or above threshold.
+fn classified(model: &Model, record: &mut Record, probabilities: &[f32]) {
+    let scores = model.label_scores(probabilities);
+    let name = model.manifest.name.clone();
+    let mut by_label = BTreeMap::new();
+    for (label, score) in model.manifest.labels.iter().zip(scores) {
+        by_label.insert(label.name.clone(), score);
+        if score >= label.threshold {
+            record.detections.push(Detection {
+                model: name.clone(),
+                label: label.name.clone(),
+                score,
+                bbox: None,
+                flagged: true,
+            });
+        }
+    }
+    record.scores.insert(name, by_label);
+}
+
+/// Fills in a detector's boxes (at or above each label's threshold, or down to `floor`) and,
+/// per label, the best box score anywhere in the image as the image's score.
+fn detected(model: &Model, record: &mut Record, out: &[f32], anchors: usize, placement: &Placement, floor: Option<f32>) {
+    let m = &model.manifest;
+    let floors: Vec<f32> = m.labels.iter().map(|l| floor.map_or(l.threshold, |f| f.min(l.threshold))).collect();
+    let params = DecodeParams { floor: 0.0, iou: m.output.nms_iou, max_boxes: m.output.max_boxes };
+    let size = (record.width.unwrap_or(0), record.height.unwrap_or(0));
+    let hits = detect::decode(out, anchors, &m.labels, &floors, &params, placement, size);
+    let best = detect::label_maxima(out, anchors, &m.labels);
+    record.scores.insert(m.name.clone(), m.labels.iter().map(|l| l.name.clone()).zip(best).collect());
+    for h in hits {
+        let label = &m.labels[h.label];
+        record.detections.push(Detection {
+            model: m.name.clone(),
+            label: label.name.clone(),
+            score: h.score,
+            bbox: Some(h.bbox),
+            flagged: h.score >= label.threshold,
+        });
+    }
 }
 
 /// Everything the writer writes to.
@@ -847,7 +945,8 @@ async fn sink(
                     }
                     None => {
                         summary.processed += 1;
-                        let mut labels: Vec<&str> = r.detections.iter().map(|d| d.label.as_str()).collect();
+                        summary.flagged += u64::from(r.flagged());
+                        let mut labels: Vec<&str> = r.detections.iter().filter(|d| d.flagged).map(|d| d.label.as_str()).collect();
                         labels.sort_unstable();
                         labels.dedup();
                         for l in labels {

@@ -102,6 +102,9 @@ pub struct Detection {
     /// Bounding box `[x0, y0, x1, y1]` in original pixels; `None` for classifiers.
     #[serde(rename = "box")]
     pub bbox: Option<[f32; 4]>,
+    /// Whether the score reaches the label's threshold. Always true in a scan; `tusk eval` also
+    /// keeps weaker boxes (false here) to rank them for average precision.
+    pub flagged: bool,
 }
 
 /// Everything known about one processed object.
@@ -143,6 +146,11 @@ impl Record {
         }
     }
 
+    /// Whether any detection reaches its label's threshold: the object needs a human look.
+    pub fn flagged(&self) -> bool {
+        self.detections.iter().any(|d| d.flagged)
+    }
+
     /// A record for an object that failed before producing anything.
     pub fn failed(uri: String, fingerprint: Option<String>, meta: ObjectMeta, failure: Failure) -> Self {
         Record {
@@ -162,6 +170,7 @@ impl Record {
         let detections: Vec<serde_json::Value> = self
             .detections
             .iter()
+            .filter(|d| d.flagged)
             .map(|d| {
                 serde_json::json!({"model": d.model, "label": d.label, "score": round(d.score), "box": d.bbox})
             })
@@ -178,6 +187,7 @@ impl Record {
             "hashes": self.hashes,
             "scores": scores,
             "detections": detections,
+            "flagged": self.flagged(),
             "failure": self.failure,
         });
         value.to_string()

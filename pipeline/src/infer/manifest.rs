@@ -17,7 +17,8 @@ use crate::source::Kind;
 pub enum Task {
     /// One score per label for the whole image.
     Classify,
-    /// Boxes with a label and a score (see issue 5; not implemented yet).
+    /// Boxes with a label and a score, in the YOLOv8/YOLO11 ONNX output layout
+    /// (`[batch, 4 + classes, anchors]`; see `infer::detect`).
     Detect,
 }
 
@@ -99,6 +100,20 @@ pub struct OutputSpec {
     pub classes: usize,
     /// How raw outputs become probabilities.
     pub activation: Activation,
+    /// Detectors: overlap (IoU) above which the weaker of two same-label boxes is dropped.
+    #[serde(default = "default_nms_iou")]
+    pub nms_iou: f32,
+    /// Detectors: most boxes kept per image.
+    #[serde(default = "default_max_boxes")]
+    pub max_boxes: usize,
+}
+
+fn default_nms_iou() -> f32 {
+    0.45
+}
+
+fn default_max_boxes() -> usize {
+    100
 }
 
 /// One tusk label: a group of model classes whose probabilities are summed, and its threshold.
@@ -175,8 +190,11 @@ impl ModelManifest {
             field: field.to_string(),
             message,
         };
-        if self.task != Task::Classify {
-            return Err(bad("task", "only `classify` is supported by this tusk version".into()));
+        if self.task == Task::Detect && self.output.activation == Activation::Softmax {
+            return Err(bad("output.activation", "a detector's class scores are `none` (already probabilities) or `sigmoid`".into()));
+        }
+        if !(0.0..=1.0).contains(&self.output.nms_iou) || self.output.max_boxes == 0 {
+            return Err(bad("output.nms_iou", "nms_iou must be within 0..=1 and max_boxes positive".into()));
         }
         if self.input.width == 0 || self.input.height == 0 {
             return Err(bad("input.width", "input size must be positive".into()));

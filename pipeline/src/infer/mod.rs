@@ -1,5 +1,6 @@
 //! Inference: model manifests, preprocessing, and ONNX Runtime sessions.
 
+pub mod detect;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;

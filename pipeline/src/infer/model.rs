@@ -5,7 +5,7 @@
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::manifest::{Activation, Layout, ModelManifest};
+use super::manifest::{Activation, Layout, ModelManifest, Task};
 use super::{runtime, ModelError};
 
 /// A model ready to run.
@@ -53,9 +53,9 @@ impl Model {
         })
     }
 
-    /// Runs a batch of `n` preprocessed images laid end to end in `batch`, and returns each
-    /// image's class probabilities (after the manifest's activation).
-    pub fn run(&mut self, batch: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+    /// Runs a batch of `n` preprocessed images laid end to end in `batch`; returns the output
+    /// tensor's shape and data.
+    fn forward(&mut self, batch: &[f32], n: usize) -> Result<(Vec<i64>, Vec<f32>), ModelError> {
         let spec = &self.manifest.input;
         let (h, w) = (spec.height as usize, spec.width as usize);
         let shape = match spec.layout {
@@ -74,16 +74,49 @@ impl Model {
             .map_err(ort_err)?;
         let value = &outputs[self.manifest.output.name.as_str()];
         let (out_shape, data) = value.try_extract_tensor::<f32>().map_err(ort_err)?;
+        Ok((out_shape.to_vec(), data.to_vec()))
+    }
+
+    fn shape_error(&self, message: String) -> ModelError {
+        ModelError::Field {
+            path: self.manifest.dir.join("model.toml"),
+            field: "output.classes".into(),
+            message,
+        }
+    }
+
+    /// Runs a batch of `n` preprocessed images laid end to end in `batch`, and returns each
+    /// image's class probabilities (after the manifest's activation).
+    pub fn run(&mut self, batch: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+        let (out_shape, data) = self.forward(batch, n)?;
         let classes = self.manifest.output.classes;
         if data.len() != n * classes {
-            return Err(ModelError::Field {
-                path: self.manifest.dir.join("model.toml"),
-                field: "output.classes".into(),
-                message: format!("the model returned shape {out_shape:?} for a batch of {n}"),
-            });
+            return Err(self.shape_error(format!("the model returned shape {out_shape:?} for a batch of {n}")));
         }
         let activation = self.manifest.output.activation;
         Ok(data.chunks_exact(classes).map(|row| activate(row, activation)).collect())
+    }
+
+    /// Runs a detector over a batch: returns each image's `[4 + classes, anchors]` slice (class
+    /// rows after the manifest's activation) and the number of anchors.
+    pub fn run_detect(&mut self, batch: &[f32], n: usize) -> Result<(Vec<Vec<f32>>, usize), ModelError> {
+        let (out_shape, mut data) = self.forward(batch, n)?;
+        let rows = 4 + self.manifest.output.classes;
+        let fits = out_shape.len() == 3 && out_shape[0] as usize == n && out_shape[1] as usize == rows;
+        if !fits {
+            return Err(self.shape_error(format!(
+                "a detector must return [batch, 4 + classes = {rows}, anchors]; it returned {out_shape:?} for a batch of {n}"
+            )));
+        }
+        let anchors = out_shape[2] as usize;
+        if self.manifest.output.activation == Activation::Sigmoid {
+            for image in data.chunks_exact_mut(rows * anchors) {
+                for v in &mut image[4 * anchors..] {
+                    *v = 1.0 / (1.0 + (-*v).exp());
+                }
+            }
+        }
+        Ok((data.chunks_exact(rows * anchors).map(<[f32]>::to_vec).collect(), anchors))
     }
 
     /// Sums each label's classes: one score per manifest label, in manifest order.
@@ -152,6 +185,16 @@ fn check_io(m: &ModelManifest, session: &Session) -> Result<usize, ModelError> {
             bad("output.name", format!("the model has no output `{}` (it has {names:?})", m.output.name))
         })?;
     if let Some(oshape) = output.dtype().tensor_shape() {
+        if m.task == Task::Detect {
+            let rows = oshape.get(1).copied().unwrap_or(-1);
+            if oshape.len() != 3 || (rows >= 0 && rows as usize != 4 + m.output.classes) {
+                return Err(bad(
+                    "output.classes",
+                    format!("a detector's output must be [batch, 4 + {} classes, anchors]; the model's is {:?}", m.output.classes, &oshape[..]),
+                ));
+            }
+            return Ok(if shape[0] > 0 { shape[0] as usize } else { usize::MAX });
+        }
         let last = oshape.last().copied().unwrap_or(-1);
         if last >= 0 && last as usize != m.output.classes {
             return Err(bad(

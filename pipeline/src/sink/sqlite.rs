@@ -124,6 +124,28 @@ impl Store {
         Ok(out)
     }
 
+    /// A model's boxes per uri: (label, score, `[x0, y0, x1, y1]`), weaker ones included when
+    /// the scan kept them (`tusk eval`).
+    pub async fn boxes(&self, model: &str, version: &str, sha256: &str) -> Result<HashMap<String, Vec<(String, f32, [f32; 4])>>, StoreError> {
+        type Row = (String, String, f64, f64, f64, f64, f64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT o.uri, d.label, d.score, d.x0, d.y0, d.x1, d.y1 FROM detections d \
+             JOIN objects o ON o.id = d.object_id AND o.fingerprint = d.fingerprint \
+             JOIN models m ON m.id = d.model_id \
+             WHERE m.name = ? AND m.version = ? AND m.sha256 = ? AND d.x0 IS NOT NULL",
+        )
+        .bind(model)
+        .bind(version)
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<String, Vec<(String, f32, [f32; 4])>> = HashMap::new();
+        for (uri, label, score, x0, y0, x1, y1) in rows {
+            out.entry(uri).or_default().push((label, score as f32, [x0, y0, x1, y1].map(|v| v as f32)));
+        }
+        Ok(out)
+    }
+
     /// Open failures as `stage/reason` per uri.
     pub async fn failures(&self) -> Result<HashMap<String, String>, StoreError> {
         let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT uri, stage, reason FROM failures").fetch_all(&self.pool).await?;
@@ -335,8 +357,8 @@ async fn write_result(
         for d in r.detections.iter().filter(|d| &d.model == model) {
             let b = d.bbox.map(|b| b.map(|v| v as f64));
             sqlx::query(
-                "INSERT INTO detections (object_id, fingerprint, model_id, label, score, x0, y0, x1, y1)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO detections (object_id, fingerprint, model_id, label, score, x0, y0, x1, y1, flagged)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(object_id)
             .bind(fingerprint)
@@ -347,6 +369,7 @@ async fn write_result(
             .bind(b.map(|b| b[1]))
             .bind(b.map(|b| b[2]))
             .bind(b.map(|b| b[3]))
+            .bind(d.flagged)
             .execute(&mut **tx)
             .await?;
         }

@@ -16,6 +16,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub mod boxes;
+
+use crate::infer::manifest::Task;
 use crate::pipeline::{self, Progress, ScanError, ScanOptions};
 use crate::sink::sqlite::Store;
 use crate::source::{Kind, SourceSpec};
@@ -234,6 +237,11 @@ pub struct ModelReport {
     /// Per dataset label and tusk label: [flagged, images] — e.g. the false-positive rate on one
     /// kind of negative, or how a left-out class (`~label`) is scored.
     pub flagged_by_dataset_label: BTreeMap<String, BTreeMap<String, [u64; 2]>>,
+    /// Per dataset label: [images flagged with any label, images] — a scanner's alarm rate.
+    pub flagged_any_by_dataset_label: BTreeMap<String, [u64; 2]>,
+    /// Detectors measured against true boxes (`--boxes`): per tusk label.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub boxes: BTreeMap<String, boxes::BoxMetrics>,
 }
 
 /// A whole evaluation.
@@ -266,36 +274,47 @@ impl std::fmt::Display for Report {
                     name, l.threshold, l.tp, l.fp, l.fn_, l.tn, pct(l.precision), pct(l.recall), num(l.ap), pct(l.fpr)
                 )?;
             }
+            if !m.boxes.is_empty() {
+                writeln!(f, "  boxes (IoU >= {}):", boxes::MATCH_IOU)?;
+                writeln!(f, "  {:<16} {:>9} {:>7} {:>9} {:>14} {:>11} {:>6}", "label", "threshold", "boxes", "detected", "detection rate", "false boxes", "AP50")?;
+                for (name, b) in &m.boxes {
+                    writeln!(
+                        f,
+                        "  {:<16} {:>9} {:>7} {:>9} {:>14} {:>11} {:>6}",
+                        name, b.threshold, b.boxes, b.detected, pct(b.detection_rate), b.false_boxes, num(b.ap50)
+                    )?;
+                }
+            }
             writeln!(f, "  flagged, per dataset label:")?;
             let names: Vec<&String> = m.labels.keys().collect();
             write!(f, "  {:<24} {:>6}", "dataset label", "images")?;
             for n in &names {
                 write!(f, " {n:>16}")?;
             }
-            writeln!(f)?;
+            writeln!(f, " {:>16}", "any label")?;
             for (dataset_label, cells) in &m.flagged_by_dataset_label {
                 let total = cells.values().map(|c| c[1]).max().unwrap_or(0);
                 write!(f, "  {dataset_label:<24} {total:>6}")?;
+                let cell = |[k, t]: [u64; 2]| if t == 0 { "-".to_string() } else { format!("{k} ({:.1}%)", k as f64 * 100.0 / t as f64) };
                 for n in &names {
-                    let [k, t] = cells.get(*n).copied().unwrap_or([0, 0]);
-                    let cell = if t == 0 { "-".to_string() } else { format!("{k} ({:.1}%)", k as f64 * 100.0 / t as f64) };
-                    write!(f, " {cell:>16}")?;
+                    write!(f, " {:>16}", cell(cells.get(*n).copied().unwrap_or([0, 0])))?;
                 }
-                writeln!(f)?;
+                writeln!(f, " {:>16}", cell(m.flagged_any_by_dataset_label.get(dataset_label).copied().unwrap_or([0, 0])))?;
             }
         }
         Ok(())
     }
 }
 
-/// Builds the per-model report from stored scores.
+/// Builds the per-model report from stored scores. `truth` says what an image is for a tusk
+/// label (from the label map, or from true boxes for detectors).
 pub fn report_model(
     model: &str,
     version: &str,
     thresholds: &[(String, f32)],
     items: &[(Labelled, String)],
     scores: &HashMap<String, HashMap<String, f32>>,
-    map: &LabelMap,
+    truth: &dyn Fn(&Labelled, &str) -> Truth,
 ) -> ModelReport {
     let mut labels = BTreeMap::new();
     let mut flagged: BTreeMap<String, BTreeMap<String, [u64; 2]>> = BTreeMap::new();
@@ -307,7 +326,7 @@ pub fn report_model(
             let cell = flagged.entry(item.label.clone()).or_default().entry(tusk_label.clone()).or_default();
             cell[0] += u64::from(*score >= *threshold);
             cell[1] += 1;
-            match map.truth(&item.label, tusk_label) {
+            match truth(item, tusk_label) {
                 Truth::Positive => scored.push((*score, true)),
                 Truth::Negative => scored.push((*score, false)),
                 Truth::Ignored => {}
@@ -315,16 +334,37 @@ pub fn report_model(
         }
         labels.insert(tusk_label.clone(), label_metrics(&scored, *threshold));
     }
-    for (_, uri) in items {
-        images += u64::from(scores.contains_key(uri));
+    let mut flagged_any: BTreeMap<String, [u64; 2]> = BTreeMap::new();
+    for (item, uri) in items {
+        let Some(s) = scores.get(uri) else { continue };
+        images += 1;
+        let any = thresholds.iter().any(|(l, t)| s.get(l).is_some_and(|v| v >= t));
+        let cell = flagged_any.entry(item.label.clone()).or_default();
+        cell[0] += u64::from(any);
+        cell[1] += 1;
     }
-    ModelReport { model: model.to_string(), version: version.to_string(), images, labels, flagged_by_dataset_label: flagged }
+    ModelReport {
+        model: model.to_string(),
+        version: version.to_string(),
+        images,
+        labels,
+        flagged_by_dataset_label: flagged,
+        flagged_any_by_dataset_label: flagged_any,
+        boxes: BTreeMap::new(),
+    }
 }
+
+/// Lowest box score `tusk eval --boxes` keeps, so that average precision ranks weak boxes too.
+pub const BOX_FLOOR: f32 = 0.01;
 
 /// Scans the labelled images under `root` with `opts` (its source is replaced) and measures
 /// every model that ran. The store in `opts.db` is reused: a second run only reads scores.
+///
+/// With `boxes_csv` (true boxes, see [`boxes::read_boxes`]) detectors are also measured box by
+/// box, and an image counts as positive for a label when it holds a true box of that label.
 pub async fn evaluate(
     labels_csv: &Path,
+    boxes_csv: Option<&Path>,
     root: &Path,
     kind: Kind,
     map: &LabelMap,
@@ -332,6 +372,10 @@ pub async fn evaluate(
     progress: Arc<dyn Progress>,
 ) -> Result<Report, EvalError> {
     let labelled = read_labels(labels_csv)?;
+    let truth_boxes = boxes_csv.map(boxes::read_boxes).transpose()?;
+    if truth_boxes.is_some() {
+        opts.box_floor = Some(BOX_FLOOR);
+    }
     let manifest = opts.db.with_extension("eval.jsonl");
     let mut items = Vec::with_capacity(labelled.len());
     {
@@ -359,10 +403,46 @@ pub async fn evaluate(
         .filter_map(|(item, uri)| failures.get(uri).map(|f| (item.file.clone(), f.clone())))
         .collect();
     let mut models = Vec::new();
+    // true boxes by uri and label
+    let uri_of: HashMap<&str, &str> = items.iter().map(|(i, u)| (i.file.as_str(), u.as_str())).collect();
+    let mut by_uri: HashMap<&str, HashMap<&str, Vec<[f32; 4]>>> = HashMap::new();
+    for b in truth_boxes.iter().flatten() {
+        if let Some(uri) = uri_of.get(b.file.as_str()) {
+            by_uri.entry(uri).or_default().entry(b.label.as_str()).or_default().push(b.bbox);
+        }
+    }
     for m in manifests.iter().filter(|m| m.kinds.contains(&kind)) {
         let scores = store.scores(&m.name, &m.version, &m.sha256).await.map_err(ScanError::from)?;
         let thresholds: Vec<(String, f32)> = m.labels.iter().map(|l| (l.name.clone(), l.threshold)).collect();
-        models.push(report_model(&m.name, &m.version, &thresholds, &items, &scores, map));
+        let detector = m.task == Task::Detect && truth_boxes.is_some();
+        let truth = |item: &Labelled, label: &str| -> Truth {
+            if !detector {
+                return map.truth(&item.label, label);
+            }
+            let uri = uri_of.get(item.file.as_str()).copied().unwrap_or("");
+            match by_uri.get(uri).and_then(|l| l.get(label)) {
+                Some(_) => Truth::Positive,
+                None => Truth::Negative,
+            }
+        };
+        let mut report = report_model(&m.name, &m.version, &thresholds, &items, &scores, &truth);
+        if detector {
+            let predicted = store.boxes(&m.name, &m.version, &m.sha256).await.map_err(ScanError::from)?;
+            for (label, threshold) in &thresholds {
+                let truth: HashMap<&str, Vec<[f32; 4]>> = by_uri
+                    .iter()
+                    .filter_map(|(uri, l)| l.get(label.as_str()).map(|b| (*uri, b.clone())))
+                    .collect();
+                let preds: Vec<(&str, f32, [f32; 4])> = items
+                    .iter()
+                    .flat_map(|(_, uri)| predicted.get(uri).into_iter().flatten().map(move |p| (uri.as_str(), p)))
+                    .filter(|(_, p)| &p.0 == label)
+                    .map(|(uri, p)| (uri, p.1, p.2))
+                    .collect();
+                report.boxes.insert(label.clone(), boxes::box_metrics(&truth, &preds, *threshold));
+            }
+        }
+        models.push(report);
     }
     Ok(Report { images: items.len() as u64, failed, models })
 }
