@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Model quality on the real photos of ../shared/datasets (not in the repository: licences), through
 # the real pipeline (`tusk eval`, `tusk scan`). Fails loudly when that folder is missing.
-# Renders the held-out pangolin-scale test images first (scripts/train/pangolin_render.py, fixed
-# seeds, about 30 s) if they are not there yet.
+# Renders the held-out pangolin-scale test images (scripts/train/pangolin_render.py, fixed seeds,
+# about 30 s) and the X-ray test scans (scripts/xray/synth.py, about 1 minute) first if they are
+# not there yet.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -15,5 +16,11 @@ fi
 if [ ! -f .cache/pangolin/test.csv ]; then
   scripts/setup-python.sh
   .venv/bin/python scripts/train/pangolin_render.py --counts test=300:120
+fi
+# The X-ray detector's held-out synthetic test split (600 scans, fixed seed, about 1 minute) and
+# the list of real scans that were no training background.
+if [ ! -f .cache/xray-test/eval.csv ]; then
+  scripts/setup-python.sh
+  .venv/bin/python scripts/xray/synth.py --out .cache/xray-test --train 0 --val 0 --test 600
 fi
 cargo test --test quality -- --nocapture "$@"

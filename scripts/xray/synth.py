@@ -119,10 +119,12 @@ def render(parts, h, w, rng):
     return sc.transmissions(rng)
 
 
-def simulated(rng, split, size):
+def simulated(rng, split, size, square=False):
     """A simulated parcel. Returns (image array, mode, boxes, background name, object names)."""
     W = int(size * rng.uniform(0.8, 1.0))
     H = int(size * rng.uniform(0.6, 0.9))
+    if square:
+        W = H = size
     parcel_cm = rng.uniform(40, 75)
     ppc = W / parcel_cm
     parts, boxes, names = [], [], []
@@ -184,12 +186,12 @@ def projected(rng, split, xray: Path, bg_rel: str):
 
 
 def one(args):
-    split, i, seed, size, xray, bgs, out = args
+    split, i, seed, size, xray, bgs, out, square = args
     rng = np.random.default_rng([seed, SPLITS[split], i])
-    if bgs and rng.random() < 0.6:
+    if bgs and not square and rng.random() < 0.6:
         img, mode, boxes, bg, names = projected(rng, split, Path(xray), bgs[int(rng.integers(0, len(bgs)))])
     else:
-        img, mode, boxes, bg, names = simulated(rng, split, size)
+        img, mode, boxes, bg, names = simulated(rng, split, size, square)
     name = f"{split}_{i:05d}"
     ext = ".tiff" if (mode == "gray16" and split == "test" and i % 3 == 0) else ".png"
     file = f"{split}/images/{name}{ext}"
@@ -220,6 +222,7 @@ def main():
     ap.add_argument("--test", type=int, default=600)
     ap.add_argument("--size", type=int, default=640, help="long side of simulated scans (px)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--square", action="store_true", help="simulated parcels only, exactly size x size (benchmarks)")
     a = ap.parse_args()
     bgs = real_backgrounds(a.xray)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -232,7 +235,7 @@ def main():
         (a.out / split / "images").mkdir(parents=True, exist_ok=True)
         (a.out / split / "labels").mkdir(parents=True, exist_ok=True)
         mine = [p for p, s in bgs if s == split]
-        jobs += [(split, i, a.seed, a.size, str(a.xray), mine, str(a.out)) for i in range(n)]
+        jobs += [(split, i, a.seed, a.size, str(a.xray), mine, str(a.out), a.square) for i in range(n)]
     with Pool(a.workers) as pool:
         rows = pool.map(one, jobs, chunksize=8)
     with open(a.out / "manifest.csv", "w", newline="") as f:
