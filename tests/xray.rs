@@ -175,3 +175,26 @@ fn a_detector_manifest_that_disagrees_with_its_model_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("output.classes") && err.contains("4 + 4 classes"), "{err}");
 }
+
+#[test]
+fn an_overlay_folder_that_cannot_be_made_is_a_clear_setup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("review");
+    std::fs::write(&not_a_dir, b"a file").unwrap();
+    let out = common::tusk(&[
+        "scan",
+        fixtures().to_str().unwrap(),
+        "--kind",
+        "xray",
+        "--db",
+        dir.path().join("x.db").to_str().unwrap(),
+        "--overlay",
+        not_a_dir.to_str().unwrap(),
+        "--progress",
+        "off",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("overlay folder") && err.contains("review"), "{err}");
+    assert!(!dir.path().join("x.db").exists(), "nothing is scanned before the setup error");
+}

@@ -324,7 +324,7 @@ fn eval(args: EvalArgs) -> ExitCode {
 /// Setup problems (missing runtime, bad manifest) exit 2; failures during a run exit 1.
 fn exit_code(e: &ScanError) -> u8 {
     match e {
-        ScanError::Model(_) | ScanError::UnknownModel(_) | ScanError::S3Setup(_) => 2,
+        ScanError::Model(_) | ScanError::UnknownModel(_) | ScanError::S3Setup(_) | ScanError::Overlay { .. } => 2,
         _ => 1,
     }
 }

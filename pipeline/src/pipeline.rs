@@ -258,6 +258,9 @@ pub fn load_manifests(opts: &ScanOptions) -> Result<Vec<ModelManifest>, ScanErro
 pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Progress>) -> Result<Summary, ScanError> {
     let started = Instant::now();
     let manifests = load_manifests(&opts)?;
+    if let Some(dir) = &opts.overlay {
+        std::fs::create_dir_all(dir).map_err(|source| ScanError::Overlay { path: dir.clone(), source })?;
+    }
     let infer_workers = opts.infer_workers.max(1);
     let threads = opts.threads.max(1);
     let to_load = manifests.clone();
@@ -328,9 +331,6 @@ pub async fn scan(opts: ScanOptions, stop: Arc<AtomicBool>, progress: Arc<dyn Pr
     }
     drop((job_rx, prep_tx));
 
-    if let Some(dir) = &opts.overlay {
-        std::fs::create_dir_all(dir).map_err(|source| ScanError::Overlay { path: dir.clone(), source })?;
-    }
     let outputs = Arc::new(BoxOutputs { overlay: opts.overlay.clone(), floor: opts.box_floor });
     let mut inferers = Vec::new();
     for models in worker_models.drain(..) {
