@@ -280,3 +280,38 @@ pub fn discover(dir: &Path) -> Result<Vec<ModelManifest>, ModelError> {
     }
     Ok(manifests)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const XRAY: &str = include_str!("../../../models/xray-v1/model.toml");
+
+    fn check(text: &str) -> Result<ModelManifest, ModelError> {
+        let m: ModelManifest = toml::from_str(text).expect("parses");
+        m.validate(Path::new("model.toml")).map(|_| m)
+    }
+
+    fn field_of(e: ModelError) -> String {
+        match e {
+            ModelError::Field { field, .. } => field,
+            other => panic!("expected a field error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn shipped_detector_manifest_is_valid_with_its_nms_settings() {
+        let m = check(XRAY).unwrap();
+        assert_eq!((m.task, m.input.resize, m.output.nms_iou, m.output.max_boxes), (Task::Detect, ResizeMode::Letterbox, 0.5, 100));
+        let defaults = check(&XRAY.replace("nms_iou = 0.5\n", "").replace("max_boxes = 100\n", "")).unwrap();
+        assert_eq!((defaults.output.nms_iou, defaults.output.max_boxes), (0.45, 100));
+    }
+
+    #[test]
+    fn detector_manifest_mistakes_name_the_field() {
+        let softmax = XRAY.replace("activation = \"none\"", "activation = \"softmax\"");
+        assert_eq!(field_of(check(&softmax).unwrap_err()), "output.activation");
+        assert_eq!(field_of(check(&XRAY.replace("nms_iou = 0.5", "nms_iou = 1.5")).unwrap_err()), "output.nms_iou");
+        assert_eq!(field_of(check(&XRAY.replace("classes = [2]", "classes = [3]")).unwrap_err()), "labels[2]");
+    }
+}
