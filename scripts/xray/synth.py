@@ -13,6 +13,7 @@ the test split draws wildlife shapes from held-out families (objects.HELD_OUT_FA
 its own. Output, under OUT:
   {train,val,test}/images/NAME.png|.tiff   pseudo-colour RGB, 16-bit or 8-bit grayscale
   {train,val,test}/labels/NAME.txt          YOLO: class cx cy w h (normalised)
+  {train,val,test}/other/NAME.png           with --both: a simulated scan's other rendering
   {train,val,test}.json                     COCO detection JSON
   manifest.csv                              file, split, background, seed, render, objects
   backgrounds.csv                           every real scan and the split it serves (or "unused")
@@ -120,7 +121,8 @@ def render(parts, h, w, rng):
 
 
 def simulated(rng, split, size, square=False):
-    """A simulated parcel. Returns (image array, mode, boxes, background name, object names)."""
+    """A simulated parcel. Returns (image array, mode, boxes, background name, object names,
+    the same scan in the other rendering: 16-bit grayscale for a colour scan and vice versa)."""
     W = int(size * rng.uniform(0.8, 1.0))
     H = int(size * rng.uniform(0.6, 0.9))
     if square:
@@ -153,9 +155,10 @@ def simulated(rng, split, size, square=False):
         place(parts, [], item, min(y, H - item.h), min(x, W - item.w))
     wildlife_items(rng, split, ppc, (m, m, H - m, W - m), (H, W), parts, boxes, names)
     t_low, t_high = render(parts, H, W, rng)
+    colour, gray = pseudo_colour(t_low, t_high), grayscale16(t_low, t_high)
     if rng.random() < 0.65:
-        return pseudo_colour(t_low, t_high), "colour", boxes, f"sim:{kind}", names
-    return grayscale16(t_low, t_high), "gray16", boxes, f"sim:{kind}", names
+        return colour, "colour", boxes, f"sim:{kind}", names, gray
+    return gray, "gray16", boxes, f"sim:{kind}", names, colour
 
 
 def projected(rng, split, xray: Path, bg_rel: str):
@@ -179,27 +182,27 @@ def projected(rng, split, xray: Path, bg_rel: str):
     if colour:
         obj = pseudo_colour(t_low, t_high).astype(np.float64) / 255.0
         out = np.clip(np.rint(arr * obj * 255.0), 0, 255).astype(np.uint8)
-        return out, "colour", boxes, bg_rel, names
+        return out, "colour", boxes, bg_rel, names, None
     obj = grayscale16(t_low, t_high).astype(np.float64) / 65535.0
     out = np.clip(np.rint(arr * obj * 255.0), 0, 255).astype(np.uint8)
-    return out, "gray8", boxes, bg_rel, names
+    return out, "gray8", boxes, bg_rel, names, None
 
 
 def one(args):
-    split, i, seed, size, xray, bgs, out, square = args
+    split, i, seed, size, xray, bgs, out, square, both = args
     rng = np.random.default_rng([seed, SPLITS[split], i])
     if bgs and not square and rng.random() < 0.6:
-        img, mode, boxes, bg, names = projected(rng, split, Path(xray), bgs[int(rng.integers(0, len(bgs)))])
+        img, mode, boxes, bg, names, other = projected(rng, split, Path(xray), bgs[int(rng.integers(0, len(bgs)))])
     else:
-        img, mode, boxes, bg, names = simulated(rng, split, size, square)
+        img, mode, boxes, bg, names, other = simulated(rng, split, size, square)
     name = f"{split}_{i:05d}"
     ext = ".tiff" if (mode == "gray16" and split == "test" and i % 3 == 0) else ".png"
     file = f"{split}/images/{name}{ext}"
     H, W = img.shape[:2]
-    if mode == "gray16":
-        Image.fromarray(img).save(Path(out) / file)
-    else:
-        Image.fromarray(img).save(Path(out) / file)
+    Image.fromarray(img).save(Path(out) / file)
+    if both and other is not None:
+        (Path(out) / split / "other").mkdir(exist_ok=True)
+        Image.fromarray(other).save(Path(out) / split / "other" / f"{name}.png")
     clean = []
     for cls, y0, x0, y1, x1 in boxes:
         y0, x0, y1, x1 = max(0, y0), max(0, x0), min(H, y1), min(W, x1)
@@ -223,6 +226,9 @@ def main():
     ap.add_argument("--size", type=int, default=640, help="long side of simulated scans (px)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--square", action="store_true", help="simulated parcels only, exactly size x size (benchmarks)")
+    ap.add_argument("--both", action="store_true",
+                    help="also write each simulated scan in its other rendering (SPLIT/other/NAME.png: 16-bit "
+                         "grayscale for a colour scan, pseudo-colour for a grayscale one; same boxes)")
     a = ap.parse_args()
     bgs = real_backgrounds(a.xray)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -235,7 +241,7 @@ def main():
         (a.out / split / "images").mkdir(parents=True, exist_ok=True)
         (a.out / split / "labels").mkdir(parents=True, exist_ok=True)
         mine = [p for p, s in bgs if s == split]
-        jobs += [(split, i, a.seed, a.size, str(a.xray), mine, str(a.out), a.square) for i in range(n)]
+        jobs += [(split, i, a.seed, a.size, str(a.xray), mine, str(a.out), a.square, a.both) for i in range(n)]
     with Pool(a.workers) as pool:
         rows = pool.map(one, jobs, chunksize=8)
     with open(a.out / "manifest.csv", "w", newline="") as f:
