@@ -178,21 +178,7 @@ fn xray_v1_reproduces_its_model_card() {
     let set = root.join(".cache/xray-test");
     let (labels, boxes) = (set.join("eval.csv"), set.join("eval_boxes.csv"));
     assert!(labels.is_file(), "{} is missing: scripts/quality.sh makes it", labels.display());
-    let out = common::succeeded(
-        common::tusk(&[
-            "eval",
-            "/",
-            "--kind",
-            "xray",
-            "--labels",
-            labels.to_str().unwrap(),
-            "--boxes",
-            boxes.to_str().unwrap(),
-            "--json",
-        ]),
-        "tusk eval --kind xray",
-    );
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report = common::eval_boxes(std::path::Path::new("/"), &labels, &boxes);
     assert!(report["failed"].as_object().unwrap().is_empty(), "{}", report["failed"]);
     let rust = &report["models"][0];
     assert_eq!(rust["images"], card["images"]);

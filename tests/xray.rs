@@ -120,21 +120,7 @@ fn eval_with_boxes_reports_ap_and_detection_rate() {
     let truth_csv = std::fs::read_to_string(fixtures().join("truth.csv")).unwrap();
     let only_boxes: Vec<&str> = truth_csv.lines().filter(|l| !l.contains(",,")).collect();
     std::fs::write(&boxes, only_boxes.join("\n")).unwrap();
-    let out = common::succeeded(
-        common::tusk(&[
-            "eval",
-            fixtures().to_str().unwrap(),
-            "--kind",
-            "xray",
-            "--labels",
-            labels.to_str().unwrap(),
-            "--boxes",
-            boxes.to_str().unwrap(),
-            "--json",
-        ]),
-        "tusk eval --boxes",
-    );
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report = common::eval_boxes(&fixtures(), &labels, &boxes);
     let m = &report["models"][0];
     assert_eq!(m["model"], "xray-v1");
     for label in ["ivory", "pangolin_scales", "live_reptile"] {
@@ -149,6 +135,18 @@ fn eval_with_boxes_reports_ap_and_detection_rate() {
     assert_eq!(m["flagged_any_by_dataset_label"]["synthetic"], serde_json::json!([4, 6]));
 }
 
+/// Scans the fixtures as X-ray with a store in `dir` and `extra` arguments, asserting a setup
+/// error (exit 2); returns stderr.
+fn setup_error(dir: &std::path::Path, extra: &[&str]) -> String {
+    let (db, source) = (dir.join("x.db"), fixtures());
+    let mut args = vec!["scan", source.to_str().unwrap(), "--kind", "xray", "--db", db.to_str().unwrap(), "--progress", "off"];
+    args.extend_from_slice(extra);
+    let out = common::tusk(&args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
 #[test]
 fn a_detector_manifest_that_disagrees_with_its_model_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,20 +157,7 @@ fn a_detector_manifest_that_disagrees_with_its_model_is_refused() {
     std::fs::copy(src.join("xray-v1.onnx"), xray.join("xray-v1.onnx")).unwrap();
     let toml = std::fs::read_to_string(src.join("model.toml")).unwrap();
     std::fs::write(xray.join("model.toml"), toml.replace("classes = 3", "classes = 4")).unwrap();
-    let out = common::tusk(&[
-        "scan",
-        fixtures().to_str().unwrap(),
-        "--kind",
-        "xray",
-        "--db",
-        dir.path().join("x.db").to_str().unwrap(),
-        "--models",
-        models.to_str().unwrap(),
-        "--progress",
-        "off",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = setup_error(dir.path(), &["--models", models.to_str().unwrap()]);
     assert!(err.contains("output.classes") && err.contains("4 + 4 classes"), "{err}");
 }
 
@@ -181,20 +166,7 @@ fn an_overlay_folder_that_cannot_be_made_is_a_clear_setup_error() {
     let dir = tempfile::tempdir().unwrap();
     let not_a_dir = dir.path().join("review");
     std::fs::write(&not_a_dir, b"a file").unwrap();
-    let out = common::tusk(&[
-        "scan",
-        fixtures().to_str().unwrap(),
-        "--kind",
-        "xray",
-        "--db",
-        dir.path().join("x.db").to_str().unwrap(),
-        "--overlay",
-        not_a_dir.to_str().unwrap(),
-        "--progress",
-        "off",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = setup_error(dir.path(), &["--overlay", not_a_dir.to_str().unwrap()]);
     assert!(err.contains("overlay folder") && err.contains("review"), "{err}");
     assert!(!dir.path().join("x.db").exists(), "nothing is scanned before the setup error");
 }

@@ -41,6 +41,24 @@ pub fn scan_ok(source: &Path, db: &Path, extra: &[&str]) -> String {
     succeeded(tusk(&args), &format!("tusk {args:?}"))
 }
 
+/// Runs `tusk eval SOURCE --kind xray --labels LABELS --boxes BOXES --json`, asserting it exits
+/// 0; returns the parsed report.
+pub fn eval_boxes(source: &Path, labels: &Path, boxes: &Path) -> serde_json::Value {
+    let args = [
+        "eval",
+        source.to_str().unwrap(),
+        "--kind",
+        "xray",
+        "--labels",
+        labels.to_str().unwrap(),
+        "--boxes",
+        boxes.to_str().unwrap(),
+        "--json",
+    ];
+    let out = succeeded(tusk(&args), &format!("tusk {args:?}"));
+    serde_json::from_str(&out).expect("eval prints JSON")
+}
+
 /// Asserts that a finished `tusk` run exited 0, showing its output otherwise; returns stdout.
 pub fn succeeded(out: Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
