@@ -657,7 +657,7 @@ fn prepare(
     settings: &DecodeSettings,
     scratch: &mut DecodeScratch,
 ) -> Result<Prepared, Box<Record>> {
-    let DecodeSettings { limits, keep_images: keep_image } = settings;
+    let limits = &settings.limits;
     let Job { item, fingerprint, bytes } = job;
     let fail = |failure: Failure| Box::new(Record::failed(item.uri.clone(), Some(fingerprint.clone()), item.meta.clone(), failure));
     if let (None, Location::File(path)) = (&bytes, &item.location) {
@@ -707,7 +707,7 @@ fn prepare(
     record.width = Some(rgb.width());
     record.height = Some(rgb.height());
     record.hashes = Some(hashes);
-    let image = (*keep_image && models.iter().any(|&i| manifests[i].task == Task::Detect)).then_some(rgb);
+    let image = (settings.keep_images && models.iter().any(|&i| manifests[i].task == Task::Detect)).then_some(rgb);
     Ok(Prepared { record, tensors, image })
 }
 
@@ -814,7 +814,7 @@ fn run_batch(models: &mut [Model], items: Vec<Prepared>, outputs: &BoxOutputs) -
     if let Some(dir) = &outputs.overlay {
         for (record, image) in records.iter().zip(images) {
             let Some(image) = image else { continue };
-            if record.flagged() && record.detections.iter().any(|d| d.flagged && d.bbox.is_some()) {
+            if record.detections.iter().any(|d| d.flagged && d.bbox.is_some()) {
                 if let Err(e) = overlay::write(dir, record, image) {
                     tracing::warn!(uri = %record.uri, "review image not written: {e}");
                 }
