@@ -14,4 +14,5 @@ pub mod pipeline;
 pub mod record;
 pub mod reuse;
 pub mod sink;
+mod simd;
 pub mod source;
