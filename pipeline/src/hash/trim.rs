@@ -25,18 +25,14 @@ pub fn content_rect(img: &RgbImage) -> (u32, u32, u32, u32) {
     for _ in 0..MAX_ROUNDS {
         let Some(c) = corner_colour(img, [(x0, y0), (x1 - 1, y0), (x0, y1 - 1), (x1 - 1, y1 - 1)]) else { break };
         let before = (x0, y0, x1, y1);
-        while y1 - y0 > 2 && matches(img, Line::Row(y0), x0, x1, c) {
+        while y1 - y0 > 2 && matches(img, y0, x0, x1, c) {
             y0 += 1;
         }
-        while y1 - y0 > 2 && matches(img, Line::Row(y1 - 1), x0, x1, c) {
+        while y1 - y0 > 2 && matches(img, y1 - 1, x0, x1, c) {
             y1 -= 1;
         }
-        while x1 - x0 > 2 && matches(img, Line::Col(x0), y0, y1, c) {
-            x0 += 1;
-        }
-        while x1 - x0 > 2 && matches(img, Line::Col(x1 - 1), y0, y1, c) {
-            x1 -= 1;
-        }
+        x0 += border_cols(img, x0, x1, y0..y1, c, false);
+        x1 -= border_cols(img, x0, x1, y0..y1, c, true);
         if (x0, y0, x1, y1) == before {
             break;
         }
@@ -61,31 +57,46 @@ fn corner_colour(img: &RgbImage, corners: [(u32, u32); 4]) -> Option<[u8; 3]> {
     (agree >= 3).then_some(median)
 }
 
-#[derive(Clone, Copy)]
-enum Line {
-    Row(u32),
-    Col(u32),
+/// How many columns of `x0..x1` match `colour` (as [`matches`] decides) in a run from the left
+/// edge, or from the right edge when `from_right`, leaving at least two. Columns are counted in
+/// growing groups (1, 2, 4, … 32) from contiguous pieces of rows, instead of one strided column
+/// at a time; the answer is the same.
+fn border_cols(img: &RgbImage, x0: u32, x1: u32, rows: std::ops::Range<u32>, colour: [u8; 3], from_right: bool) -> u32 {
+    let (raw, w) = (img.as_raw(), img.width() as usize);
+    let allowed = rows.len() * OUTLIERS_PER_MILLE / 1000;
+    let mut peeled = 0u32;
+    let mut group = 1u32;
+    let mut far = [0usize; 32];
+    while x1 - x0 - peeled > 2 {
+        let k = group.min(x1 - x0 - peeled - 2) as usize;
+        // the group's columns, nearest the edge first
+        let start = if from_right { x1 - peeled - k as u32 } else { x0 + peeled } as usize;
+        far[..k].fill(0);
+        for y in rows.clone() {
+            let s = (y as usize * w + start) * 3;
+            for (i, p) in raw[s..s + k * 3].chunks_exact(3).enumerate() {
+                far[i] += (0..3).any(|c| p[c].abs_diff(colour[c]) > TOLERANCE) as usize;
+            }
+        }
+        for i in 0..k {
+            if far[if from_right { k - 1 - i } else { i }] > allowed {
+                return peeled;
+            }
+            peeled += 1;
+        }
+        group = (group * 2).min(32);
+    }
+    peeled
 }
 
-/// Whether (nearly) all pixels of the line are within [`TOLERANCE`] of `colour`.
-fn matches(img: &RgbImage, line: Line, from: u32, to: u32, colour: [u8; 3]) -> bool {
+/// Whether (nearly) all pixels of row `y` between `from` and `to` are within [`TOLERANCE`] of
+/// `colour`.
+fn matches(img: &RgbImage, y: u32, from: u32, to: u32, colour: [u8; 3]) -> bool {
     let n = (to - from) as usize;
     let allowed = n * OUTLIERS_PER_MILLE / 1000;
-    let far = |p: &[u8]| (0..3).any(|c| p[c].abs_diff(colour[c]) > TOLERANCE);
-    let (raw, w) = (img.as_raw(), img.width() as usize);
-    let off = match line {
-        // A row is contiguous: count over the slice (vectorises; a border row is read whole anyway).
-        Line::Row(y) => {
-            let s = (y as usize * w + from as usize) * 3;
-            raw[s..s + n * 3].chunks_exact(3).filter(|p| far(p)).count()
-        }
-        Line::Col(x) => (from as usize..to as usize)
-            .filter(|&r| {
-                let i = (r * w + x as usize) * 3;
-                far(&raw[i..i + 3])
-            })
-            .count(),
-    };
+    let s = (y as usize * img.width() as usize + from as usize) * 3;
+    // contiguous: counting over the slice vectorises (a border row is read whole anyway)
+    let off = img.as_raw()[s..s + n * 3].chunks_exact(3).filter(|p| (0..3).any(|c| p[c].abs_diff(colour[c]) > TOLERANCE)).count();
     off <= allowed
 }
 
@@ -118,6 +129,37 @@ mod tests {
         // A black frame inside a white one goes too.
         let nested = framed(&framed(&pic, 5, [0, 0, 0]), 9, [250, 250, 250]);
         assert_eq!(content_rect(&nested), (14, 14, 100, 80));
+    }
+
+    #[test]
+    fn grouped_column_peeling_equals_one_column_at_a_time() {
+        let colour = [240, 240, 240];
+        let far = |p: &Rgb<u8>| (0..3).any(|c| p.0[c].abs_diff(colour[c]) > TOLERANCE);
+        // border widths on each side, and a column (from the edge) spoilt by five dark pixels
+        for (left, right, bad) in [(0, 0, 99), (1, 0, 99), (3, 70, 99), (45, 2, 13), (90, 90, 37), (200, 30, 64), (150, 149, 0), (150, 150, 299)] {
+            let (w, h) = (300u32, 120u32);
+            let mut img = noise(w, h);
+            for y in 0..h {
+                for (d, x) in (0..left).map(|x| (x, x)).chain((w - right..w).map(|x| (w - 1 - x, x))) {
+                    // one odd pixel per column stays border (1 %); five do not
+                    let odd = (x * 7 + y * 13) % 120 == 0 || (d == bad && y % 20 == 10);
+                    img.put_pixel(x, y, if odd { Rgb([0, 0, 0]) } else { Rgb(colour) });
+                }
+            }
+            let (rows, allowed) = (5..h - 3, (h - 8) as usize * OUTLIERS_PER_MILLE / 1000);
+            let column_ok = |x: u32| rows.clone().filter(|&y| far(img.get_pixel(x, y))).count() <= allowed;
+            let (x0, x1) = (0u32, w);
+            let mut want_left = 0;
+            while x1 - x0 - want_left > 2 && column_ok(x0 + want_left) {
+                want_left += 1;
+            }
+            let mut want_right = 0;
+            while x1 - x0 - want_right > 2 && column_ok(x1 - 1 - want_right) {
+                want_right += 1;
+            }
+            assert_eq!(border_cols(&img, x0, x1, rows.clone(), colour, false), want_left, "left {left} {bad}");
+            assert_eq!(border_cols(&img, x0, x1, rows.clone(), colour, true), want_right, "right {right} {bad}");
+        }
     }
 
     #[test]
