@@ -53,7 +53,7 @@ fn corner_colour(img: &RgbImage, corners: [(u32, u32); 4]) -> Option<[u8; 3]> {
         v.sort_unstable();
         *m = ((v[1] as u16 + v[2] as u16) / 2) as u8;
     }
-    let agree = px.iter().filter(|p| (0..3).all(|c| p[c].abs_diff(median[c]) <= TOLERANCE)).count();
+    let agree = px.iter().filter(|p| !differs(&p[..], median)).count();
     (agree >= 3).then_some(median)
 }
 
@@ -75,7 +75,7 @@ fn border_cols(img: &RgbImage, x0: u32, x1: u32, rows: std::ops::Range<u32>, col
         for y in rows.clone() {
             let s = (y as usize * w + start) * 3;
             for (i, p) in raw[s..s + k * 3].chunks_exact(3).enumerate() {
-                far[i] += (0..3).any(|c| p[c].abs_diff(colour[c]) > TOLERANCE) as usize;
+                far[i] += differs(p, colour) as usize;
             }
         }
         for i in 0..k {
@@ -89,6 +89,12 @@ fn border_cols(img: &RgbImage, x0: u32, x1: u32, rows: std::ops::Range<u32>, col
     peeled
 }
 
+/// Whether an RGB pixel is farther than [`TOLERANCE`] from `colour` in any channel.
+#[inline]
+fn differs(p: &[u8], colour: [u8; 3]) -> bool {
+    (0..3).any(|c| p[c].abs_diff(colour[c]) > TOLERANCE)
+}
+
 /// Whether (nearly) all pixels of row `y` between `from` and `to` are within [`TOLERANCE`] of
 /// `colour`.
 fn matches(img: &RgbImage, y: u32, from: u32, to: u32, colour: [u8; 3]) -> bool {
@@ -96,7 +102,7 @@ fn matches(img: &RgbImage, y: u32, from: u32, to: u32, colour: [u8; 3]) -> bool 
     let allowed = n * OUTLIERS_PER_MILLE / 1000;
     let s = (y as usize * img.width() as usize + from as usize) * 3;
     // contiguous: counting over the slice vectorises (a border row is read whole anyway)
-    let off = img.as_raw()[s..s + n * 3].chunks_exact(3).filter(|p| (0..3).any(|c| p[c].abs_diff(colour[c]) > TOLERANCE)).count();
+    let off = img.as_raw()[s..s + n * 3].chunks_exact(3).filter(|p| differs(p, colour)).count();
     off <= allowed
 }
 
@@ -134,7 +140,6 @@ mod tests {
     #[test]
     fn grouped_column_peeling_equals_one_column_at_a_time() {
         let colour = [240, 240, 240];
-        let far = |p: &Rgb<u8>| (0..3).any(|c| p.0[c].abs_diff(colour[c]) > TOLERANCE);
         // border widths on each side, and a column (from the edge) spoilt by five dark pixels
         for (left, right, bad) in [(0, 0, 99), (1, 0, 99), (3, 70, 99), (45, 2, 13), (90, 90, 37), (200, 30, 64), (150, 149, 0), (150, 150, 299)] {
             let (w, h) = (300u32, 120u32);
@@ -147,7 +152,7 @@ mod tests {
                 }
             }
             let (rows, allowed) = (5..h - 3, (h - 8) as usize * OUTLIERS_PER_MILLE / 1000);
-            let column_ok = |x: u32| rows.clone().filter(|&y| far(img.get_pixel(x, y))).count() <= allowed;
+            let column_ok = |x: u32| rows.clone().filter(|&y| differs(&img.get_pixel(x, y).0, colour)).count() <= allowed;
             let (x0, x1) = (0u32, w);
             let mut want_left = 0;
             while x1 - x0 - want_left > 2 && column_ok(x0 + want_left) {
