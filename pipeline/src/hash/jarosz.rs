@@ -45,7 +45,9 @@ pub(super) fn blur_decimate(img: &RgbImage) -> [[f32; DOWNSAMPLE]; DOWNSAMPLE] {
     };
     for r0 in (0..rows).step_by(LANES) {
         let k = LANES.min(rows - r0);
-        for (v, p) in luma[..k * cols].iter_mut().zip(raw[r0 * cols * 3..(r0 + k) * cols * 3].chunks_exact(3)) {
+        let (rgb, out) = (&raw[r0 * cols * 3..(r0 + k) * cols * 3], &mut luma[..k * cols]);
+        let done = crate::simd::luma_avx2(rgb, out, LUMA);
+        for (v, p) in out[done..].iter_mut().zip(rgb[done * 3..].chunks_exact(3)) {
             // The same f32 products and sum order as 0.299·R + 0.587·G + 0.114·B.
             *v = lut[0][p[0] as usize] + lut[1][p[1] as usize] + lut[2][p[2] as usize];
         }
@@ -65,13 +67,16 @@ pub(super) fn blur_decimate(img: &RgbImage) -> [[f32; DOWNSAMPLE]; DOWNSAMPLE] {
     small
 }
 
+/// The reference's luma weights for R, G and B.
+const LUMA: [f32; 3] = [0.299, 0.587, 0.114];
+
 /// Each channel's contribution to luma for every byte value: the reference's products, looked
 /// up instead of converted and multiplied per pixel.
 fn luma_tables() -> &'static [[f32; 256]; 3] {
     static T: std::sync::OnceLock<[[f32; 256]; 3]> = std::sync::OnceLock::new();
     T.get_or_init(|| {
         let mut t = [[0f32; 256]; 3];
-        for (table, coeff) in t.iter_mut().zip([0.299f32, 0.587f32, 0.114f32]) {
+        for (table, coeff) in t.iter_mut().zip(LUMA) {
             for (v, x) in table.iter_mut().enumerate() {
                 *x = coeff * v as f32;
             }
