@@ -1,7 +1,7 @@
 //! Runtime CPU dispatch for the per-pixel loops: the same safe code compiled a second time for
 //! AVX2, chosen when the CPU has it. Rust never fuses multiplies and adds on its own, so both
-//! compilations give the same bits (integer resampling, PDQ's float box blur). Also the one
-//! shuffle LLVM does not find by itself: a byte transpose.
+//! compilations give the same bits (integer resampling, PDQ's float box blur). Also the two
+//! byte shuffles LLVM does not find by itself: a row transpose and PDQ's RGB-to-luma.
 
 /// Runs `f` compiled with AVX2 enabled when the CPU supports it, else as built for the target.
 ///
