@@ -125,7 +125,6 @@ fn luma_avx2_inner(rgb: &[u8], out: &mut [f32], w: [f32; 3]) -> usize {
     };
     let masks: [[__m128i; 3]; 3] = MASKS.map(|parts| parts.map(bytemuck::cast));
     let weights = w.map(|x| _mm256_set1_ps(x));
-    let mut done = 0;
     for (px, o) in rgb.chunks_exact(48).zip(out.chunks_exact_mut(16)) {
         let parts: [__m128i; 3] = std::array::from_fn(|k| bytemuck::cast::<[u8; 16], __m128i>(px[16 * k..16 * (k + 1)].try_into().expect("16 bytes")));
         // products of each channel: [pixels 0–7, pixels 8–15]
@@ -137,9 +136,8 @@ fn luma_avx2_inner(rgb: &[u8], out: &mut [f32], w: [f32; 3]) -> usize {
         });
         let sums: [__m256; 2] = std::array::from_fn(|h| _mm256_add_ps(_mm256_add_ps(products[0][h], products[1][h]), products[2][h]));
         o.copy_from_slice(&bytemuck::cast::<[__m256; 2], [f32; 16]>(sums));
-        done += 16;
     }
-    done
+    (rgb.len() / 48).min(out.len() / 16) * 16
 }
 
 #[cfg(test)]
