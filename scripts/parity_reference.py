@@ -3,13 +3,18 @@
 onnxruntime, torchvision's Resize(shorter)/CenterCrop conventions) on real images and writes
 the reference scores that `tests/parity.rs` compares tusk against (tolerance 1e-3).
 
+`tests/parity.rs` runs this script itself, on the machine that runs the test: ONNX Runtime's
+int8 kernels give different scores on CPUs with and without AVX-512 VNNI (up to 0.13 for the
+int8 ImageNet baseline), so a reference written on another machine would not be comparable.
+
 The images are lossless PNGs: the demo's PNG photos, and Pillow's decoding of the demo's Met
 JPEGs saved to tests/fixtures/parity/ (JPEG decoders differ by a few grey levels, which the
 int8 model turns into score changes of up to 0.25; tests/parity.rs bounds that gap separately).
 
-Usage: .venv/bin/python scripts/parity_reference.py [models/imagenet-mobilenetv2]
+Usage: .venv/bin/python scripts/parity_reference.py [models/imagenet-mobilenetv2] --out FILE
+       .venv/bin/python scripts/parity_reference.py --jpeg-fixtures   (rewrites tests/fixtures/parity/)
 Needs: pip install onnxruntime==1.31.1 pillow numpy (scripts/setup-python.sh does it)."""
-import json, pathlib, sys, tomllib
+import argparse, json, pathlib, tomllib
 
 import numpy as np
 import onnxruntime as ort
@@ -20,11 +25,16 @@ DEMO = ROOT / "datasets" / "demo" / "images"
 FIXTURES = ROOT / "tests" / "fixtures" / "parity"
 
 
-def parity_images():
-    """Writes Pillow's decoding of each demo Met JPEG as PNG; returns every lossless image."""
+def write_jpeg_fixtures():
+    """Writes Pillow's decoding of each demo Met JPEG as PNG (committed: libjpeg-turbo's integer
+    decoding is the same on every CPU)."""
     FIXTURES.mkdir(parents=True, exist_ok=True)
     for jpg in sorted(DEMO.glob("met_*.jpg")) + sorted(DEMO.glob("reposted_*.jpg")):
         load_rgb(jpg).save(FIXTURES / (jpg.stem + ".png"))
+
+
+def parity_images():
+    """Every lossless image: the demo's PNGs and the committed Pillow decodings of its JPEGs."""
     return sorted(DEMO.glob("*.png")) + sorted(FIXTURES.glob("*.png"))
 
 
@@ -73,7 +83,16 @@ def activate(row, kind):
 
 
 def main():
-    model_dir = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "models" / "imagenet-mobilenetv2"
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model_dir", nargs="?", default=str(ROOT / "models" / "imagenet-mobilenetv2"))
+    ap.add_argument("--out", required=True, help="where to write the reference scores (JSON)")
+    ap.add_argument("--jpeg-fixtures", action="store_true", help="rewrite tests/fixtures/parity/*.png and stop")
+    args = ap.parse_args()
+    if args.jpeg_fixtures:
+        write_jpeg_fixtures()
+        print(f"wrote {FIXTURES.relative_to(ROOT)}")
+        return
+    model_dir = pathlib.Path(args.model_dir)
     m = tomllib.loads((model_dir / "model.toml").read_text())
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -91,10 +110,10 @@ def main():
             "top5": [[int(i), float(probs[i])] for i in top5],
             "probabilities": [round(float(p), 7) for p in probs],
         })
-    dest = ROOT / "tests" / "fixtures" / f"parity_{m['name']}.json"
+    dest = pathlib.Path(args.out)
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out) + "\n")
-    print(f"{len(out['images'])} images -> {dest.relative_to(ROOT)}")
+    print(f"{len(out['images'])} images -> {dest}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Quick start, part 2: every test (unit, parity, bad input, end to end, CLI, S3), with the real
 # ONNX Runtime and a real S3-compatible server (s3s-fs, installed once into ~/.cache/tusk and
-# started by the tests on loopback ports). Needs nothing outside the repository.
+# started by the tests on loopback ports), and the Python reference the parity tests compute on
+# this machine (.venv, scripts/setup-python.sh). Needs nothing outside the repository.
+# Every test binary runs even when one fails (--no-fail-fast); the exit status is still non-zero.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup-ort.sh
 scripts/setup-build.sh
+scripts/setup-python.sh
 TUSK_S3S_FS="$(scripts/setup-s3s.sh)"
 export TUSK_S3S_FS
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"

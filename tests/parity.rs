@@ -1,6 +1,6 @@
 //! Preprocessing parity: tusk's decode → resize → normalise → ONNX Runtime path must give the
-//! same probabilities as the Python reference (Pillow + numpy + onnxruntime) that
-//! `scripts/parity_reference.py` committed, on the real demo images.
+//! same probabilities as the Python reference (Pillow + numpy + onnxruntime,
+//! `scripts/parity_reference.py`) computed on this machine, on the real demo images.
 
 mod common;
 
@@ -18,12 +18,9 @@ fn listing_v1_scores_match_python_reference_within_1e_3() {
 }
 
 /// Compares every output probability, the top class and the label scores with the reference
-/// that `scripts/parity_reference.py models/NAME` wrote.
+/// that `scripts/parity_reference.py models/NAME` computes on this machine.
 fn scores_match_python_reference(name: &str) {
-    let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::root().join(format!("tests/fixtures/parity_{name}.json"))).unwrap(),
-    )
-    .unwrap();
+    let reference = common::python_reference(name);
     let manifest = ModelManifest::load(&common::models_dir().join(name).join("model.toml")).unwrap();
     let mut model = Model::load(&manifest, 1).unwrap();
     let images = reference["images"].as_array().unwrap();
@@ -47,16 +44,29 @@ fn scores_match_python_reference(name: &str) {
             worst = worst.max(diff);
             assert!(diff <= 1e-3, "{file}: class {class}: tusk {got} vs python {want}");
         }
-        let top1 = img["top5"][0][0].as_u64().unwrap() as usize;
+        // The top class must agree, unless the reference's best classes are tied within the
+        // tolerance (then either of them may come first).
         let ours = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-        assert_eq!(ours, top1, "{file}: top-1 class differs");
+        let best = img["top5"][0][1].as_f64().unwrap();
+        let tied: Vec<usize> = img["top5"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| best - c[1].as_f64().unwrap() <= 2e-3)
+            .map(|c| c[0].as_u64().unwrap() as usize)
+            .collect();
+        assert!(tied.contains(&ours), "{file}: top-1 class {ours}, reference {tied:?}");
         let labels = model.label_scores(&probs);
         for (spec, got) in manifest.labels.iter().zip(labels) {
             let want = img["labels"][&spec.name].as_f64().unwrap() as f32;
             assert!((got - want).abs() <= 1e-3, "{file}: {}: {got} vs {want}", spec.name);
         }
     }
-    eprintln!("parity {name}: {} images, largest probability difference {worst:.2e}", images.len());
+    eprintln!(
+        "parity {name}: {} images, largest probability difference {worst:.2e} (Python onnxruntime {})",
+        images.len(),
+        reference["onnxruntime"]
+    );
 }
 
 #[test]

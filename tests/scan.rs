@@ -51,10 +51,7 @@ fn demo_scan_stores_every_object_and_rerun_does_no_work() {
     }
 
     // The whole pipeline (batched) gives the Python reference's scores on the lossless images.
-    let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::root().join("tests/fixtures/parity_listing-v1.json")).unwrap(),
-    )
-    .unwrap();
+    let reference = common::python_reference("listing-v1");
     let mut compared = 0;
     for r in reference["images"].as_array().unwrap() {
         let file = r["file"].as_str().unwrap().trim_start_matches("datasets/demo/");

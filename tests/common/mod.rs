@@ -24,6 +24,30 @@ pub fn demo_dir() -> PathBuf {
     root().join("datasets/demo")
 }
 
+/// The Python reference's scores for `models/NAME` on the parity images, computed now, on this
+/// machine, by `scripts/parity_reference.py` (Pillow + numpy + Python onnxruntime in `.venv`, or
+/// the interpreter named by `$TUSK_PYTHON`). Computed here rather than committed because ONNX
+/// Runtime's int8 kernels score differently on CPUs with and without AVX-512 VNNI.
+pub fn python_reference(model: &str) -> serde_json::Value {
+    let python = std::env::var_os("TUSK_PYTHON").map(PathBuf::from).unwrap_or_else(|| root().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "the parity reference needs Python with onnxruntime, Pillow and numpy: {} is missing (run scripts/setup-python.sh; scripts/test.sh does)",
+        python.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("parity_{model}.json"));
+    let run = Command::new(&python)
+        .arg(root().join("scripts/parity_reference.py"))
+        .arg(models_dir().join(model))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run scripts/parity_reference.py");
+    succeeded(run, "scripts/parity_reference.py");
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
 /// Runs `tusk` with `args` from the repository root and returns its output.
 pub fn tusk(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tusk"))
