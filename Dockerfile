@@ -2,8 +2,10 @@
 # Mirrors scripts/setup-ort.sh (ONNX Runtime from the onnxruntime PyPI wheel).
 
 FROM rust:1.95-bookworm AS build
-# nasm assembles libjpeg-turbo's SIMD code (scripts/setup-build.sh)
-RUN apt-get update && apt-get install -y --no-install-recommends nasm && rm -rf /var/lib/apt/lists/*
+# nasm assembles libjpeg-turbo's SIMD code; OpenCV (ORB, RANSAC) verifies re-posted photos, and the
+# opencv crate generates its bindings with libclang (scripts/setup-build.sh)
+RUN apt-get update && apt-get install -y --no-install-recommends nasm pkg-config libopencv-dev libclang-dev clang \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY pipeline ./pipeline
@@ -18,6 +20,7 @@ RUN python3 -m pip download --no-deps --only-binary=:all: -d /tmp/wheel onnxrunt
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+        libopencv-core406 libopencv-imgproc406 libopencv-features2d406 libopencv-calib3d406 libopencv-flann406 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=ort /tmp/ort/libonnxruntime.so.1.31.1 /usr/local/lib/
 RUN ln -s libonnxruntime.so.1.31.1 /usr/local/lib/libonnxruntime.so && ldconfig

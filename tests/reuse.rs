@@ -74,7 +74,7 @@ fn planted_reposts_are_matched_clustered_and_linked() {
     let dbs = db.to_str().unwrap();
     let out = common::scan_ok(&manifest, &db, &["--hash-only"]);
     assert!(out.contains("13 processed"), "{out}");
-    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects WHERE length(pdq) = 64 AND hash_version = 2"), 13);
+    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects WHERE length(pdq) = 64 AND hash_version = 3"), 13);
 
     // Who else posted copycat's photos? Exactly the four originals, each for its own copy.
     let found = json(tusk_ok(&["match", "--seller", "copycat", "--db", dbs, "--json"]));
@@ -157,6 +157,14 @@ fn objects_hashed_by_an_older_tusk_are_hashed_again() {
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects WHERE pdq IS NULL"), 0);
     let out = common::scan_ok(&manifest, &db, &["--hash-only"]);
     assert!(out.contains("0 processed, 13 skipped"), "{out}");
+    // What a store written before re-post verification looks like: version 2, no views and no
+    // local features. The next scan computes them.
+    common::count(&db, "DELETE FROM features WHERE object_id IN (SELECT id FROM objects WHERE seller_id = 'copycat') RETURNING 0");
+    common::count(&db, "UPDATE objects SET hash_version = 2, views = NULL WHERE seller_id = 'copycat' RETURNING 0");
+    let out = common::scan_ok(&manifest, &db, &["--hash-only"]);
+    assert!(out.contains("4 processed, 9 skipped"), "{out}");
+    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects WHERE views IS NULL OR hash_version <> 3"), 0);
+    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM features f JOIN objects o ON o.id = f.object_id AND o.fingerprint = f.fingerprint"), 13);
     // A missing store is a clear error, not an empty answer.
     let missing = common::tusk(&["clusters", "--db", dir.path().join("nope.db").to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(2));
@@ -195,12 +203,148 @@ fn a_loaded_catalog_picks_up_objects_scanned_later() {
         let store = tusk::sink::Store::open(&db).await.unwrap();
         let mut catalog = tusk::reuse::Catalog::load(&store).await.unwrap();
         let rule = tusk::reuse::Rule::new(tusk::reuse::HashKind::Default, None);
-        assert!(catalog.clusters(&rule, 2).is_empty());
+        assert!(tusk::reuse::clusters(&catalog, &store, &rule, 2).await.unwrap().is_empty());
         assert_eq!(catalog.refresh(&store).await.unwrap(), 0);
         // The copies arrive while the catalog is in memory.
         std::fs::write(&part, later.join("\n") + "\n").unwrap();
         common::scan_ok(&part, &db, &["--hash-only"]);
         assert_eq!(catalog.refresh(&store).await.unwrap(), later.len());
-        assert_eq!(catalog.clusters(&rule, 2).len(), 4);
+        assert_eq!(tusk::reuse::clusters(&catalog, &store, &rule, 2).await.unwrap().len(), 4);
     });
+}
+
+/// `img` as it appears in a phone screenshot of a listing: a dark status bar and a white app
+/// header with "text" (glyph-like dark strokes), the photo scaled to the screen width, then a
+/// title and a price. `caption` picks the text, so two screenshots can share their chrome exactly.
+fn screenshot(img: &RgbImage, caption: u32) -> RgbImage {
+    let (sw, sh) = (720u32, 1480u32);
+    let mut canvas = RgbImage::from_pixel(sw, sh, Rgb([250, 250, 250]));
+    let glyphs = |canvas: &mut RgbImage, x0: u32, y0: u32, len: u32, height: u32, colour: [u8; 3], seed: u32| {
+        let mut s = seed.wrapping_mul(2_654_435_761) | 1;
+        let mut x = x0;
+        while x < x0 + len {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let w = 3 + s % 9;
+            for dy in 0..height {
+                for dx in 0..w.min(3) {
+                    canvas.put_pixel((x + dx).min(sw - 1), y0 + dy, Rgb(colour));
+                }
+            }
+            for dx in 0..w {
+                canvas.put_pixel((x + dx).min(sw - 1), y0 + (s >> 8) % height, Rgb(colour));
+            }
+            x += w + 4 + (s >> 4) % 6 * ((s >> 12).is_multiple_of(5) as u32) * 3;
+        }
+    };
+    imageops::replace(&mut canvas, &RgbImage::from_pixel(sw, 48, Rgb([20, 20, 20])), 0, 0);
+    glyphs(&mut canvas, 24, 14, 70, 20, [255, 255, 255], 7);
+    glyphs(&mut canvas, 90, 80, 260, 30, [30, 30, 30], 11);
+    let photo = imageops::resize(img, sw, img.height() * sw / img.width(), imageops::FilterType::Triangle);
+    imageops::replace(&mut canvas, &photo, 0, 150);
+    let y = 150 + photo.height() + 30;
+    glyphs(&mut canvas, 24, y, 520, 30, [20, 20, 20], 100 + caption);
+    glyphs(&mut canvas, 24, y + 60, 160, 36, [200, 30, 30], 200 + caption);
+    canvas
+}
+
+/// `img` with `share` of each side cut off.
+fn crop(img: &RgbImage, share: f32) -> RgbImage {
+    let (dx, dy) = ((img.width() as f32 * share) as u32, (img.height() as f32 * share) as u32);
+    imageops::crop_imm(img, dx, dy, img.width() - 2 * dx, img.height() - 2 * dy).to_image()
+}
+
+/// A semi-transparent "watermark": rows of white glyph-like strokes across the lower third.
+fn watermark(img: &RgbImage) -> RgbImage {
+    let mut out = img.clone();
+    let (w, h) = out.dimensions();
+    for y in (h * 2 / 3..h * 2 / 3 + h / 12).step_by(2) {
+        for x in (w / 10..w * 9 / 10).filter(|x| (x / 6) % 3 != 2) {
+            let p = out.get_pixel_mut(x, y);
+            p.0 = p.0.map(|v| ((v as u32 + 2 * 255) / 3) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn hard_reposts_are_verified_and_lookalikes_and_shared_chrome_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = Vec::new();
+    let mut post = |img: &RgbImage, name: &str, seller: &str| {
+        let path = dir.path().join(name);
+        save_jpeg(img, &path, 90);
+        lines.push(serde_json::json!({"uri": path, "seller_id": seller, "listing_id": name}).to_string());
+    };
+    let astronaut = demo("skimage_astronaut.jpg");
+    let chelsea = demo("skimage_chelsea.png");
+    let coffee = demo("skimage_coffee.jpg");
+    let rocket = demo("skimage_rocket.jpg");
+    post(&astronaut, "ana_astronaut.jpg", "ana");
+    post(&chelsea, "bo_cat.jpg", "bo");
+    post(&coffee, "cy_coffee.jpg", "cy");
+    // The re-posts: inside a phone screenshot, cropped by 8 % a side, under a watermark.
+    post(&screenshot(&astronaut, 1), "copy_astronaut_screenshot.jpg", "copycat");
+    post(&crop(&chelsea, 0.08), "copy_cat_crop.jpg", "copycat");
+    post(&watermark(&coffee), "copy_coffee_watermark.jpg", "copycat");
+    // Two different photos in exactly the same screenshot chrome, by two other sellers.
+    post(&screenshot(&rocket, 2), "dee_rocket_screenshot.jpg", "dee");
+    post(&screenshot(&demo("skimage_horse.png"), 2), "eve_horse_screenshot.jpg", "eve");
+    // Look-alikes: museum ivory figures, each on a plain studio background, by four sellers.
+    for (i, name) in ["met_ivory_193713.jpg", "met_ivory_199901.jpg", "met_ivory_324177.jpg", "met_ivory_444871.jpg"].iter().enumerate() {
+        post(&demo(name), &format!("look{i}_{name}"), &format!("look{i}"));
+    }
+    let manifest = dir.path().join("manifest.jsonl");
+    std::fs::write(&manifest, lines.join("\n") + "\n").unwrap();
+    let db = dir.path().join("hard.db");
+    let dbs = db.to_str().unwrap();
+    common::scan_ok(&manifest, &db, &["--hash-only"]);
+
+    // Exactly the three re-posts are matched, each verified by its local features.
+    let found = json(tusk_ok(&["match", "--seller", "copycat", "--db", dbs, "--json"]));
+    let mut pairs: Vec<(String, String)> = found.as_array().unwrap().iter().map(|m| (file_name(&m["query"]), file_name(&m["uri"]))).collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [
+            ("copy_astronaut_screenshot.jpg", "ana_astronaut.jpg"),
+            ("copy_cat_crop.jpg", "bo_cat.jpg"),
+            ("copy_coffee_watermark.jpg", "cy_coffee.jpg"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string())),
+        "{found}"
+    );
+    for m in found.as_array().unwrap() {
+        assert_eq!(m["matched"], true);
+        assert_eq!(m["decided_by"], "features", "{m}");
+        let ev = &m["evidence"];
+        assert!(ev["inliers"].as_u64().unwrap() >= 15 && ev["coverage"].as_f64().unwrap() >= 0.2, "{m}");
+    }
+    let shot = found.as_array().unwrap().iter().find(|m| file_name(&m["query"]) == "copy_astronaut_screenshot.jpg").unwrap();
+    assert!(shot["views"].as_str().unwrap().starts_with("photo~") || shot["views"].as_str().unwrap().ends_with("~photo"), "{shot}");
+
+    // Clusters hold the three re-posts and nothing else, even when every pair is a candidate
+    // (PDQ radius 256): verification alone keeps the shared chrome and the look-alike figures
+    // from linking anybody.
+    for extra in [&[][..], &["--hash-kind", "pdq", "--radius", "256"][..]] {
+        let mut args = vec!["clusters", "--db", dbs, "--json"];
+        args.extend_from_slice(extra);
+        let clusters = json(tusk_ok(&args));
+        assert_eq!(clusters.as_array().unwrap().len(), 3, "{extra:?}: {clusters}");
+        for c in clusters.as_array().unwrap() {
+            assert!(c["sellers"].as_array().unwrap().contains(&"copycat".into()), "{c}");
+        }
+        for seller in ["dee", "eve", "look0", "look1", "look2", "look3"] {
+            let mut args = vec!["match", "--seller", seller, "--db", dbs, "--json"];
+            args.extend_from_slice(extra);
+            let hits = json(tusk_ok(&args));
+            assert_eq!(hits.as_array().unwrap().len(), 0, "{seller}: {hits}");
+        }
+    }
+    // --explain shows the rejected candidates with their evidence.
+    let explained = tusk_ok(&["match", "--seller", "dee", "--db", dbs, "--explain", "--hash-kind", "pdq", "--radius", "256"]);
+    assert!(explained.contains("dee_rocket_screenshot.jpg: 0 matches"), "{explained}");
+    let chrome = explained.lines().skip_while(|l| !l.contains("eve_horse_screenshot.jpg")).take(2).collect::<Vec<_>>().join("\n");
+    assert!(chrome.contains("rejected") && chrome.contains("features:") && chrome.contains("inliers"), "{explained}");
 }

@@ -21,6 +21,7 @@ use crate::infer::preprocess::Placement;
 use crate::infer::{manifest, preprocess, Model, ModelError, ModelManifest};
 use crate::overlay;
 use crate::record::{Detection, Failure, Record, Stage};
+use crate::reuse::features::{FeatureExtractor, ObjectFeatures};
 use crate::sink::sqlite::{RunCounts, RunStatus};
 use crate::sink::{JsonlSink, S3Parts, Store, StoreError};
 use crate::source::s3::{self, S3Options};
@@ -580,6 +581,29 @@ fn io_failure(e: &std::io::Error, path: &std::path::Path) -> Failure {
 struct DecodeScratch {
     hasher: PerceptualHasher,
     buf: Vec<u8>,
+    /// ORB for listing photos; made on first use (`None` inside when OpenCV failed to make it).
+    features: Option<Option<FeatureExtractor>>,
+}
+
+impl DecodeScratch {
+    fn new() -> Self {
+        DecodeScratch { hasher: PerceptualHasher::new(), buf: Vec::new(), features: None }
+    }
+
+    /// Local features of a listing photo for verifying re-post matches; `None` (logged) when
+    /// OpenCV fails, which leaves the object to the strict hash rule.
+    fn features(&mut self, uri: &str, photo: &RgbImage) -> Option<Arc<ObjectFeatures>> {
+        let extractor = self.features.get_or_insert_with(|| {
+            FeatureExtractor::new().map_err(|e| tracing::warn!("no local features (re-post verification falls back to strict hashes): {e}")).ok()
+        });
+        match extractor.as_mut()?.extract(photo) {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                tracing::warn!(uri, "local features failed: {e}");
+                None
+            }
+        }
+    }
 }
 
 /// What the decode workers need besides the models: decoder limits, and whether to keep the
@@ -598,10 +622,7 @@ fn decode_worker(
     settings: &DecodeSettings,
     stop: &AtomicBool,
 ) {
-    let mut scratch = DecodeScratch {
-        hasher: PerceptualHasher::new(),
-        buf: Vec::new(),
-    };
+    let mut scratch = DecodeScratch::new();
     while let Ok(job) = jobs.recv_blocking() {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -618,10 +639,7 @@ fn decode_worker(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "decoder panicked".into());
-            scratch = DecodeScratch {
-                hasher: PerceptualHasher::new(),
-                buf: Vec::new(),
-            };
+            scratch = DecodeScratch::new();
             Err(Box::new(Record::failed(
                 uri.clone(),
                 Some(fingerprint),
@@ -695,7 +713,8 @@ fn prepare(
         scratch.buf = Vec::new();
     }
     let rgb = decoded.rgb;
-    let hashes = scratch.hasher.hash(&rgb);
+    let kind = item.meta.kind;
+    let uri = item.uri.clone();
     let tensors = models
         .iter()
         .map(|&i| {
@@ -706,7 +725,14 @@ fn prepare(
     let mut record = Record::new(item.uri, Some(fingerprint), item.meta);
     record.width = Some(rgb.width());
     record.height = Some(rgb.height());
-    record.hashes = Some(hashes);
+    if kind == Kind::Listing {
+        let (hashes, views, photo) = scratch.hasher.hash_with_views(&rgb);
+        record.hashes = Some(hashes);
+        record.views = views;
+        record.features = scratch.features(&uri, &photo);
+    } else {
+        record.hashes = Some(scratch.hasher.hash(&rgb));
+    }
     let image = (settings.keep_images && models.iter().any(|&i| manifests[i].task == Task::Detect)).then_some(rgb);
     Ok(Prepared { record, tensors, image })
 }

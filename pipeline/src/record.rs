@@ -1,10 +1,12 @@
 //! The result of processing one object: what sinks write (JSONL schema version 1).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::hash::pdq::Pdq;
+use crate::reuse::features::ObjectFeatures;
 use crate::source::ObjectMeta;
 
 /// Version of the JSONL line layout; bumped on any incompatible change.
@@ -90,6 +92,20 @@ impl Serialize for Hashes {
     }
 }
 
+/// The hashes of one part of a picture besides the whole: the photo cut out of a screenshot,
+/// frame or collage (`photo`), or the picture's centre (`centre`), so that a re-post showing the
+/// photo inside other pixels, or cropped, still becomes a match candidate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct View {
+    /// Which part: `photo` or `centre`.
+    pub view: String,
+    /// `[x0, y0, x1, y1]` in the pixels of the picture inside its borders.
+    pub rect: [u32; 4],
+    /// Its hashes.
+    #[serde(flatten)]
+    pub hashes: Hashes,
+}
+
 /// A label at or above its threshold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Detection {
@@ -122,6 +138,10 @@ pub struct Record {
     pub height: Option<u32>,
     /// Perceptual hashes.
     pub hashes: Option<Hashes>,
+    /// Hashes of parts of the picture ([`View`]); listing photos only.
+    pub views: Vec<View>,
+    /// Local features for verifying re-post matches; listing photos only, not in the JSONL.
+    pub features: Option<Arc<ObjectFeatures>>,
     /// Every label's score, per model (model name → label → score).
     pub scores: BTreeMap<String, BTreeMap<String, f32>>,
     /// Labels at or above threshold.
@@ -140,6 +160,8 @@ impl Record {
             width: None,
             height: None,
             hashes: None,
+            views: Vec::new(),
+            features: None,
             scores: BTreeMap::new(),
             detections: Vec::new(),
             failure: None,
@@ -185,6 +207,7 @@ impl Record {
             "width": self.width,
             "height": self.height,
             "hashes": self.hashes,
+            "views": self.views,
             "scores": scores,
             "detections": detections,
             "flagged": self.flagged(),

@@ -1,5 +1,6 @@
 //! `tusk match`, `tusk clusters`, `tusk links`: flags, loading the catalog, printing. The work
-//! is in `tusk::reuse`.
+//! is in `tusk::reuse`: hashes propose candidates, local features (or, for plain photos, a
+//! strict hash rule) decide.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +9,9 @@ use clap::{ArgGroup, Args, ValueEnum};
 use tusk::decode::{decode, DecodeLimits};
 use tusk::hash::PerceptualHasher;
 use tusk::reuse::export::{write_links, Format};
-use tusk::reuse::{links, Catalog, HashKind, Match, Query, Rule};
+use tusk::reuse::features::FeatureExtractor;
+use tusk::reuse::verify::Params;
+use tusk::reuse::{self, links, Catalog, HashKind, Match, Query, Rule};
 use tusk::sink::sqlite::Store;
 
 /// Which hash decides a match.
@@ -41,11 +44,11 @@ pub struct CatalogArgs {
     /// SQLite store written by `tusk scan`.
     #[arg(long, default_value = "tusk.db")]
     db: PathBuf,
-    /// Largest hash distance that still matches [default: 62 for PDQ (bits of 256), 10 for
-    /// pHash, 9 for dHash; measured by scripts/bench/hash_robustness.sh].
+    /// Largest hash distance that makes a candidate, which local features then verify
+    /// [default: 62 for PDQ (bits of 256), 10 for pHash, 9 for dHash].
     #[arg(long)]
     radius: Option<u32>,
-    /// The hash that decides a match.
+    /// The hash that proposes candidates.
     #[arg(long, value_enum, default_value = "default")]
     hash_kind: HashKindArg,
 }
@@ -76,6 +79,10 @@ pub struct MatchArgs {
     /// Print JSON (one array of matches).
     #[arg(long)]
     json: bool,
+    /// Also show the candidates that were rejected, and every match's evidence (hash distances
+    /// per view, keypoint matches, inliers, scale, rotation, coverage).
+    #[arg(long)]
+    explain: bool,
 }
 
 /// `tusk clusters`.
@@ -101,24 +108,34 @@ pub struct LinksArgs {
     catalog: CatalogArgs,
 }
 
+/// The store and its catalog, with the runtime that reads them.
+struct Loaded {
+    rt: tokio::runtime::Runtime,
+    store: Store,
+    catalog: Catalog,
+}
+
 /// Opens the store (which must exist) and loads the catalog; errors are one line, exit 2.
-fn load(db: &Path) -> Result<Catalog, ExitCode> {
+fn load(db: &Path) -> Result<Loaded, ExitCode> {
     if !db.exists() {
         eprintln!("error: no store at {}: run `tusk scan` first (or pass --db)", db.display());
         return Err(ExitCode::from(2));
     }
     let rt = crate::runtime()?;
-    rt.block_on(async {
-        let store = Store::open(db).await?;
-        Catalog::load(&store).await
-    })
-    .map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::FAILURE
-    })
+    let (store, catalog) = rt
+        .block_on(async {
+            let store = Store::open(db).await?;
+            let catalog = Catalog::load(&store).await?;
+            Ok::<_, tusk::sink::StoreError>((store, catalog))
+        })
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })?;
+    Ok(Loaded { rt, store, catalog })
 }
 
-/// One line of output: what was asked and what matched.
+/// One line of output: what was asked, what was found, and why it is (or is not) a match.
 fn match_json(catalog: &Catalog, query: &str, m: &Match) -> serde_json::Value {
     let e = &catalog.entries[m.entry];
     serde_json::json!({
@@ -127,13 +144,58 @@ fn match_json(catalog: &Catalog, query: &str, m: &Match) -> serde_json::Value {
         "seller_id": e.seller_id,
         "listing_id": e.listing_id,
         "platform": e.platform,
+        "matched": m.matched,
+        "decided_by": m.decided_by,
         "matched_by": m.matched_by,
+        "views": m.views,
         "pdq_distance": m.pdq_distance,
+        "whole_pdq_distance": m.whole_pdq_distance,
         "phash_distance": m.phash_distance,
         "dhash_distance": m.dhash_distance,
         "pdq_quality": e.pdq_quality,
         "low_quality": m.low_quality,
+        "evidence": m.evidence,
     })
+}
+
+/// One line of text for a match (or, with --explain, a rejected candidate).
+fn match_text(catalog: &Catalog, m: &Match, explain: bool) -> String {
+    let e = &catalog.entries[m.entry];
+    let d = |v: Option<u32>| v.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+    let verdict = match (m.matched, m.decided_by) {
+        (true, reuse::DecidedBy::Features) => "verified",
+        (true, _) => "strict-hash",
+        (false, _) => "rejected",
+    };
+    let mut line = format!(
+        "  {verdict:<11} pdq {:>3}  phash {:>2}  {}  seller={} listing={} platform={}",
+        d(m.pdq_distance),
+        d(m.phash_distance),
+        e.uri,
+        e.seller_id.as_deref().unwrap_or("-"),
+        e.listing_id.as_deref().unwrap_or("-"),
+        e.platform.as_deref().unwrap_or("-"),
+    );
+    if explain {
+        line.push_str(&format!("\n      candidate by {} ({}); whole-picture pdq {}", m.matched_by, m.views, d(m.whole_pdq_distance)));
+        match &m.evidence {
+            Some(ev) => line.push_str(&format!(
+                "; features: {} mutual matches, {} inliers, scale {:.2}, rotation {:.0}°, coverage {:.2}{}",
+                ev.matches,
+                ev.inliers,
+                ev.scale,
+                ev.rotation_deg,
+                ev.coverage,
+                if ev.mirrored { ", mirrored" } else { "" }
+            )),
+            None => line.push_str(&format!("; too few keypoints: strict rule pdq ≤ {}", reuse::STRICT_PDQ_RADIUS)),
+        }
+        if m.low_quality {
+            line.push_str("; low-quality PDQ");
+        }
+    }
+    line.push('\n');
+    line
 }
 
 /// Runs `tusk match`.
@@ -154,8 +216,11 @@ pub fn run_match(args: MatchArgs) -> ExitCode {
         let decoded = std::fs::read(path).map_err(|e| e.to_string()).and_then(|b| decode(&b, &DecodeLimits::default()).map_err(|e| e.to_string()));
         match decoded {
             Ok(d) => {
-                let (hashes, variants) = PerceptualHasher::new().hash_query(&d.rgb);
-                queries.push((path.display().to_string(), Query::from_image(&hashes, variants)));
+                let mut hasher = PerceptualHasher::new();
+                let (hashes, variants) = hasher.hash_query(&d.rgb);
+                let (_, views, photo) = hasher.hash_with_views(&d.rgb);
+                let features = FeatureExtractor::new().and_then(|mut x| x.extract(&photo)).map_err(|e| eprintln!("warning: no local features: {e}")).ok();
+                queries.push((path.display().to_string(), Query::from_image(&hashes, variants, &views, features.map(std::sync::Arc::new))));
             }
             Err(e) => {
                 eprintln!("error: {}: {e}", path.display());
@@ -163,12 +228,13 @@ pub fn run_match(args: MatchArgs) -> ExitCode {
             }
         }
     }
-    let catalog = match load(&args.catalog.db) {
-        Ok(c) => c,
+    let Loaded { rt, store, catalog } = match load(&args.catalog.db) {
+        Ok(l) => l,
         Err(code) => return code,
     };
     // Positions never reported for a query: the object itself, or the seller's own photos.
     let mut own: Vec<usize> = Vec::new();
+    let mut stored_queries: Vec<usize> = Vec::new();
     if let Some(uri) = &args.object {
         let found = catalog.by_uri(uri).or_else(|| {
             let abs = std::fs::canonicalize(uri).ok()?;
@@ -179,7 +245,7 @@ pub fn run_match(args: MatchArgs) -> ExitCode {
             return ExitCode::from(2);
         };
         own.push(pos);
-        queries.push((catalog.entries[pos].uri.clone(), Query::from_entry(&catalog.entries[pos])));
+        stored_queries.push(pos);
     }
     if let Some(seller) = &args.seller {
         own = catalog.by_seller(seller);
@@ -187,35 +253,41 @@ pub fn run_match(args: MatchArgs) -> ExitCode {
             eprintln!("error: no objects of seller {seller:?} in {}", args.catalog.db.display());
             return ExitCode::from(2);
         }
-        for &pos in &own {
-            queries.push((catalog.entries[pos].uri.clone(), Query::from_entry(&catalog.entries[pos])));
-        }
+        stored_queries.extend(&own);
     }
     let rule = args.catalog.rule();
+    let params = Params::default();
+    let decided = rt.block_on(async {
+        for &pos in &stored_queries {
+            let mut q = Query::from_entry(&catalog.entries[pos]);
+            q.features = reuse::entry_features(&catalog, &store, pos).await?;
+            queries.push((catalog.entries[pos].uri.clone(), q));
+        }
+        let mut out = Vec::with_capacity(queries.len());
+        for (name, q) in &queries {
+            out.push((name.clone(), reuse::matches(&catalog, &store, q, &rule, &params).await?));
+        }
+        Ok::<_, tusk::sink::StoreError>(out)
+    });
+    let decided = match decided {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut rows = Vec::new();
     let mut text = String::new();
-    for (name, q) in &queries {
-        let found: Vec<Match> = catalog.query(q, &rule).into_iter().filter(|m| !own.contains(&m.entry)).collect();
-        if found.is_empty() && args.seller.is_some() {
+    for (name, found) in decided {
+        let shown: Vec<&Match> = found.iter().filter(|m| !own.contains(&m.entry) && (m.matched || args.explain)).collect();
+        let n = shown.iter().filter(|m| m.matched).count();
+        if n == 0 && args.seller.is_some() && !args.explain {
             continue;
         }
-        text.push_str(&format!("{name}: {} match{}\n", found.len(), if found.len() == 1 { "" } else { "es" }));
-        for m in &found {
-            let e = &catalog.entries[m.entry];
-            let d = |v: Option<u32>| v.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
-            text.push_str(&format!(
-                "  {:<6} pdq {:>3}  phash {:>2}  dhash {:>2}  {}  seller={} listing={} platform={}{}\n",
-                m.matched_by,
-                d(m.pdq_distance),
-                d(m.phash_distance),
-                d(m.dhash_distance),
-                e.uri,
-                e.seller_id.as_deref().unwrap_or("-"),
-                e.listing_id.as_deref().unwrap_or("-"),
-                e.platform.as_deref().unwrap_or("-"),
-                if m.low_quality { "  (low-quality PDQ)" } else { "" }
-            ));
-            rows.push(match_json(&catalog, name, m));
+        text.push_str(&format!("{name}: {n} match{}\n", if n == 1 { "" } else { "es" }));
+        for m in shown {
+            text.push_str(&match_text(&catalog, m, args.explain));
+            rows.push(match_json(&catalog, &name, m));
         }
     }
     if args.json {
@@ -228,13 +300,25 @@ pub fn run_match(args: MatchArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Verified clusters of the store's catalog, or an error already printed.
+fn verified_clusters(loaded: &Loaded, rule: &Rule, min_sellers: usize) -> Result<Vec<reuse::Cluster>, ExitCode> {
+    loaded.rt.block_on(reuse::clusters(&loaded.catalog, &loaded.store, rule, min_sellers)).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 /// Runs `tusk clusters`.
 pub fn run_clusters(args: ClustersArgs) -> ExitCode {
-    let catalog = match load(&args.catalog.db) {
+    let loaded = match load(&args.catalog.db) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let clusters = match verified_clusters(&loaded, &args.catalog.rule(), args.min_sellers) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let clusters = catalog.clusters(&args.catalog.rule(), args.min_sellers);
+    let catalog = &loaded.catalog;
     if args.json {
         let v: Vec<serde_json::Value> = clusters
             .iter()
@@ -262,15 +346,19 @@ pub fn run_links(args: LinksArgs) -> ExitCode {
         eprintln!("error: --out {}: the extension must be .csv, .graphml or .json", args.out.display());
         return ExitCode::from(2);
     };
-    let catalog = match load(&args.catalog.db) {
+    let loaded = match load(&args.catalog.db) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let clusters = match verified_clusters(&loaded, &args.catalog.rule(), 2) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let clusters = catalog.clusters(&args.catalog.rule(), 2);
-    let edges = links(&catalog, &clusters);
+    let catalog = &loaded.catalog;
+    let edges = links(catalog, &clusters);
     let written = std::fs::File::create(&args.out).and_then(|f| {
         let mut w = std::io::BufWriter::new(f);
-        write_links(&mut w, format, &catalog, &edges)?;
+        write_links(&mut w, format, catalog, &edges)?;
         std::io::Write::flush(&mut w)
     });
     if let Err(e) = written {

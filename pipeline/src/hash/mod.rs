@@ -1,5 +1,6 @@
 //! Perceptual hashes of the picture inside any uniform border ([`trim`]): 64-bit pHash and
-//! dHash (`image_hasher`, from a small pre-shrunk copy) and 256-bit PDQ ([`pdq`]).
+//! dHash (`image_hasher`, from a small pre-shrunk copy) and 256-bit PDQ ([`pdq`]); and of the
+//! parts of it that re-posts keep ([`views`]: the photo cut out of a screenshot, centre crops).
 
 use std::borrow::Cow;
 
@@ -7,12 +8,16 @@ use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, RgbImage};
 use image_hasher::{HashAlg, Hasher, HasherConfig};
 
-use crate::record::Hashes;
+use crate::record::{Hashes, View};
 use pdq::Pdq;
 
 mod jarosz;
 pub mod pdq;
 pub mod trim;
+pub mod views;
+
+/// Longest side of the grey copy in which [`views::photo_rect`] looks for the photo.
+const VIEW_SIDE: u32 = 384;
 
 /// Side of the square copy the hashes are computed from (4× the 16-px DCT input).
 pub const SHRINK_SIDE: u32 = 64;
@@ -65,6 +70,43 @@ impl PerceptualHasher {
         (self.hash_trimmed(&trimmed, variants[0], quality), variants)
     }
 
+    /// Hashes the picture inside its borders and its [`views`]; returns them with the photo
+    /// itself (the cut-out when the picture is a screenshot or frame around a photo, else the
+    /// trimmed picture), on which local features are computed.
+    pub fn hash_with_views(&mut self, img: &RgbImage) -> (Hashes, Vec<View>, RgbImage) {
+        let trimmed = trimmed(img);
+        let (pdq, quality) = pdq::pdq(&trimmed);
+        let whole = self.hash_trimmed(&trimmed, pdq, quality);
+        let (w, h) = trimmed.dimensions();
+        let scale = (VIEW_SIDE as f32 / w.max(h) as f32).min(1.0);
+        let (sw, sh) = (((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1));
+        let small = DynamicImage::ImageRgb8(resize_rgb(&mut self.resizer, &trimmed, sw, sh)).to_luma8();
+        let cut = views::photo_rect(&small).map(|r| {
+            let back = |v: u32, side: u32, small_side: u32| ((v as u64 * side as u64) / small_side as u64) as u32;
+            [back(r[0], w, sw), back(r[1], h, sh), back(r[2], w, sw).min(w), back(r[3], h, sh).min(h)]
+        });
+        let photo_rect = cut.unwrap_or([0, 0, w, h]);
+        let mut out = Vec::new();
+        if cut.is_some() {
+            let photo = crop(&trimmed, photo_rect);
+            out.push(self.view("photo", photo_rect, &photo));
+        }
+        for share in views::CENTRE_SHARES {
+            let r = views::centre_crop(photo_rect, share);
+            if r[2] - r[0] >= 16 && r[3] - r[1] >= 16 {
+                out.push(self.view(&format!("centre{}", (share * 100.0).round()), r, &crop(&trimmed, r)));
+            }
+        }
+        let photo = if cut.is_some() { crop(&trimmed, photo_rect) } else { trimmed.into_owned() };
+        (whole, out, photo)
+    }
+
+    /// The hashes of one view.
+    fn view(&mut self, name: &str, rect: [u32; 4], img: &RgbImage) -> View {
+        let (pdq, quality) = pdq::pdq(img);
+        View { view: name.to_string(), rect, hashes: self.hash_trimmed(img, pdq, quality) }
+    }
+
     /// The 64-bit hashes of an already trimmed image, joined with its PDQ hash.
     fn hash_trimmed(&mut self, img: &RgbImage, pdq: Pdq, pdq_quality: u8) -> Hashes {
         let small = resize_rgb(&mut self.resizer, img, SHRINK_SIDE, SHRINK_SIDE);
@@ -85,13 +127,19 @@ pub fn trimmed(img: &RgbImage) -> Cow<'_, RgbImage> {
         Cow::Borrowed(img)
     } else {
         // Row slices: `SubImage::to_image` copies pixel by pixel, ~10× slower.
-        let stride = img.width() as usize * 3;
-        let mut buf = Vec::with_capacity(w as usize * h as usize * 3);
-        for row in img.as_raw().chunks_exact(stride).skip(y as usize).take(h as usize) {
-            buf.extend_from_slice(&row[x as usize * 3..(x + w) as usize * 3]);
-        }
-        Cow::Owned(RgbImage::from_raw(w, h, buf).expect("buffer sized for w × h"))
+        Cow::Owned(crop(img, [x, y, x + w, y + h]))
     }
+}
+
+/// The pixels of `img` inside `rect` (`[x0, y0, x1, y1]`), copied row by row.
+fn crop(img: &RgbImage, rect: [u32; 4]) -> RgbImage {
+    let [x0, y0, x1, y1] = rect;
+    let stride = img.width() as usize * 3;
+    let mut buf = Vec::with_capacity((x1 - x0) as usize * (y1 - y0) as usize * 3);
+    for row in img.as_raw().chunks_exact(stride).skip(y0 as usize).take((y1 - y0) as usize) {
+        buf.extend_from_slice(&row[x0 as usize * 3..x1 as usize * 3]);
+    }
+    RgbImage::from_raw(x1 - x0, y1 - y0, buf).expect("buffer sized for the rectangle")
 }
 
 /// Resizes `img` to `w × h` with `fast_image_resize`'s antialiased bilinear filter: fast, and

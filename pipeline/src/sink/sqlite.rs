@@ -11,10 +11,12 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::infer::ModelManifest;
 use crate::record::Record;
+use crate::reuse::features::ObjectFeatures;
 
 /// The hashing scheme objects are written with (1: pHash + dHash; 2: borders trimmed, PDQ
-/// added). Objects of an older version are processed again.
-pub const HASH_VERSION: i64 = 2;
+/// added; 3: views and local features for re-post verification). Objects of an older version
+/// are processed again.
+pub const HASH_VERSION: i64 = 3;
 
 /// Why the store failed; fatal for a run (results cannot be kept).
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +144,31 @@ impl Store {
         let mut out: HashMap<String, Vec<(String, f32, [f32; 4])>> = HashMap::new();
         for (uri, label, score, x0, y0, x1, y1) in rows {
             out.entry(uri).or_default().push((label, score as f32, [x0, y0, x1, y1].map(|v| v as f32)));
+        }
+        Ok(out)
+    }
+
+    /// Stored local features of the given objects (by object id), for verifying re-post
+    /// matches; objects without features are left out.
+    pub async fn features(&self, ids: &[i64]) -> Result<HashMap<i64, ObjectFeatures>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT f.object_id, f.data FROM features f JOIN objects o ON o.id = f.object_id AND o.fingerprint = f.fingerprint WHERE f.object_id IN ({marks})"
+            );
+            let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for (id, data) in q.fetch_all(&self.pool).await? {
+                match ObjectFeatures::from_bytes(&data) {
+                    Ok(f) => {
+                        out.insert(id, f);
+                    }
+                    Err(e) => tracing::warn!(object_id = id, "{e}; the object is verified by the strict hash rule only"),
+                }
+            }
         }
         Ok(out)
     }
@@ -292,14 +319,14 @@ async fn write_result(
     let hashes = r.hashes.expect("a successful record has hashes");
     let object_id: i64 = sqlx::query_scalar(
         "INSERT INTO objects (uri, fingerprint, kind, listing_id, seller_id, platform, meta,
-                              width, height, phash, dhash, pdq, pdq_quality, hash_version, run_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              width, height, phash, dhash, pdq, pdq_quality, hash_version, run_id, views)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (uri) DO UPDATE SET fingerprint = excluded.fingerprint, kind = excluded.kind,
              listing_id = excluded.listing_id, seller_id = excluded.seller_id,
              platform = excluded.platform, meta = excluded.meta, width = excluded.width,
              height = excluded.height, phash = excluded.phash, dhash = excluded.dhash,
              pdq = excluded.pdq, pdq_quality = excluded.pdq_quality,
-             hash_version = excluded.hash_version, run_id = excluded.run_id, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             hash_version = excluded.hash_version, run_id = excluded.run_id, views = excluded.views, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
          RETURNING id",
     )
     .bind(&r.uri)
@@ -317,8 +344,27 @@ async fn write_result(
     .bind(hashes.pdq_quality as i64)
     .bind(HASH_VERSION)
     .bind(run_id)
+    .bind(serde_json::to_string(&r.views).unwrap_or_else(|_| "[]".into()))
     .fetch_one(&mut **tx)
     .await?;
+    match &r.features {
+        Some(f) => {
+            sqlx::query(
+                "INSERT INTO features (object_id, fingerprint, keypoints, data) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (object_id) DO UPDATE SET fingerprint = excluded.fingerprint,
+                     keypoints = excluded.keypoints, data = excluded.data",
+            )
+            .bind(object_id)
+            .bind(fingerprint)
+            .bind(f.direct.len() as i64)
+            .bind(f.to_bytes())
+            .execute(&mut **tx)
+            .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM features WHERE object_id = ?").bind(object_id).execute(&mut **tx).await?;
+        }
+    }
     // Results for bytes that are no longer there describe nothing: drop them.
     for table in ["results", "scores", "detections"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE object_id = ? AND fingerprint <> ?"))

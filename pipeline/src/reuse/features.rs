@@ -1,0 +1,260 @@
+//! Local features of a photo — OpenCV ORB keypoints with their 256-bit descriptors — computed
+//! at scan time and stored compactly (36 bytes a keypoint), so that a pair of photos that the
+//! hashes only suggest can be verified geometrically ([`super::verify`]) without fetching
+//! either image again.
+
+use image::imageops::FilterType;
+use image::{GrayImage, RgbImage};
+use opencv::core::{KeyPoint, Mat, Vector};
+use opencv::features2d::{ORB_ScoreType, ORB};
+use opencv::prelude::*;
+
+/// Longest side of the grey image the keypoints are found on: every photo is resized to it,
+/// which bounds the cost per photo and puts two copies of a photo at about the same scale.
+pub const MAX_SIDE: u32 = 512;
+/// Most keypoints kept per photo (ORB keeps the strongest by Harris response).
+pub const MAX_KEYPOINTS: i32 = 500;
+/// Bytes of one ORB descriptor.
+pub const DESCRIPTOR_BYTES: usize = 32;
+/// Format tag of [`Features::to_bytes`].
+const MAGIC: &[u8; 4] = b"ORB1";
+/// Keypoint positions are stored in quarter pixels.
+const SUBPIXEL: f32 = 4.0;
+
+/// ORB keypoints of one photo (or its mirror image), in the coordinates of the shrunk image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    /// Width of the image the keypoints were found on.
+    pub width: u16,
+    /// Its height.
+    pub height: u16,
+    /// Keypoint positions (x, y) in that image's pixels.
+    pub points: Vec<[f32; 2]>,
+    /// One descriptor per point.
+    pub descriptors: Vec<[u8; DESCRIPTOR_BYTES]>,
+}
+
+/// Why features could not be computed or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeatureError {
+    /// OpenCV reported an error.
+    #[error("OpenCV: {0}")]
+    OpenCv(#[from] opencv::Error),
+    /// Stored bytes are not a features blob of this version.
+    #[error("stored features are malformed: {0}")]
+    Malformed(&'static str),
+}
+
+impl Features {
+    /// Number of keypoints.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Whether no keypoint was found (a flat or tiny picture).
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// The compact stored form: tag, width, height, count, then per keypoint x and y in quarter
+    /// pixels (u16 each) and the 32 descriptor bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(10 + self.len() * (4 + DESCRIPTOR_BYTES));
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.width.to_le_bytes());
+        out.extend_from_slice(&self.height.to_le_bytes());
+        out.extend_from_slice(&(self.len() as u16).to_le_bytes());
+        for (p, d) in self.points.iter().zip(&self.descriptors) {
+            for v in p {
+                out.extend_from_slice(&((v * SUBPIXEL).round().clamp(0.0, u16::MAX as f32) as u16).to_le_bytes());
+            }
+            out.extend_from_slice(d);
+        }
+        out
+    }
+
+    /// Reads [`Features::to_bytes`]'s form back.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, FeatureError> {
+        if b.len() < 10 || &b[..4] != MAGIC {
+            return Err(FeatureError::Malformed("missing ORB1 header"));
+        }
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        let (width, height, n) = (u16_at(4), u16_at(6), u16_at(8) as usize);
+        let rec = 4 + DESCRIPTOR_BYTES;
+        if b.len() != 10 + n * rec {
+            return Err(FeatureError::Malformed("length does not match the keypoint count"));
+        }
+        let mut points = Vec::with_capacity(n);
+        let mut descriptors = Vec::with_capacity(n);
+        for r in b[10..].chunks_exact(rec) {
+            points.push([u16::from_le_bytes([r[0], r[1]]) as f32 / SUBPIXEL, u16::from_le_bytes([r[2], r[3]]) as f32 / SUBPIXEL]);
+            let mut d = [0u8; DESCRIPTOR_BYTES];
+            d.copy_from_slice(&r[4..]);
+            descriptors.push(d);
+        }
+        Ok(Features { width, height, points, descriptors })
+    }
+
+    /// The descriptors as an OpenCV matrix (one row of 32 bytes per keypoint).
+    pub(crate) fn descriptor_mat(&self) -> Result<Mat, opencv::Error> {
+        let flat: &[u8] = self.descriptors.as_flattened();
+        Mat::new_rows_cols_with_data(self.len() as i32, DESCRIPTOR_BYTES as i32, flat)?.try_clone()
+    }
+}
+
+/// What verification needs of one photo: the features of the photo (the picture inside its
+/// borders, or the photo cut out of a screenshot or frame) and of its mirror image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectFeatures {
+    /// Features of the photo.
+    pub direct: Features,
+    /// Features of its mirror image.
+    pub mirrored: Features,
+}
+
+impl ObjectFeatures {
+    /// The stored form: both features blobs, each after its length (u32).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let (a, b) = (self.direct.to_bytes(), self.mirrored.to_bytes());
+        let mut out = Vec::with_capacity(8 + a.len() + b.len());
+        for blob in [a, b] {
+            out.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+            out.extend_from_slice(&blob);
+        }
+        out
+    }
+
+    /// Reads [`ObjectFeatures::to_bytes`]'s form back.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, FeatureError> {
+        let take = |at: usize, n: usize| b.get(at..at + n).ok_or(FeatureError::Malformed("truncated"));
+        let mut at = 0;
+        let mut blobs = Vec::with_capacity(2);
+        for _ in 0..2 {
+            let n = u32::from_le_bytes(take(at, 4)?.try_into().expect("4 bytes")) as usize;
+            blobs.push(Features::from_bytes(take(at + 4, n)?)?);
+            at += 4 + n;
+        }
+        if at != b.len() {
+            return Err(FeatureError::Malformed("trailing bytes"));
+        }
+        let mirrored = blobs.pop().expect("two blobs");
+        let direct = blobs.pop().expect("two blobs");
+        Ok(ObjectFeatures { direct, mirrored })
+    }
+}
+
+/// Runs OpenCV single-threaded (once per process): tusk already keeps every core busy with its
+/// own workers, and OpenCV's thread pool (TBB on Debian) spins idle threads on `sched_yield`,
+/// which took half of a 2-core machine while `tusk clusters` verified.
+pub(crate) fn opencv_sequential() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(e) = opencv::core::set_num_threads(0) {
+            tracing::warn!("OpenCV threads: {e}");
+        }
+    });
+}
+
+/// Finds ORB features; one per worker thread (OpenCV's detector keeps its buffers).
+pub struct FeatureExtractor {
+    orb: opencv::core::Ptr<ORB>,
+}
+
+impl std::fmt::Debug for FeatureExtractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FeatureExtractor")
+    }
+}
+
+impl FeatureExtractor {
+    /// ORB with OpenCV's defaults except the keypoint budget ([`MAX_KEYPOINTS`]).
+    pub fn new() -> Result<Self, FeatureError> {
+        opencv_sequential();
+        let orb = ORB::create(MAX_KEYPOINTS, 1.2, 8, 31, 0, 2, ORB_ScoreType::HARRIS_SCORE, 31, 20)?;
+        Ok(Self { orb })
+    }
+
+    /// Features of the photo `img` and of its mirror image (ORB descriptors are not
+    /// mirror-invariant, and re-posts are often flipped).
+    pub fn extract(&mut self, img: &RgbImage) -> Result<ObjectFeatures, FeatureError> {
+        let grey = shrink_grey(img);
+        let direct = self.detect(&grey)?;
+        let mirrored = self.detect(&image::imageops::flip_horizontal(&grey))?;
+        Ok(ObjectFeatures { direct, mirrored })
+    }
+
+    /// ORB on one grey image.
+    fn detect(&mut self, grey: &GrayImage) -> Result<Features, FeatureError> {
+        let (w, h) = grey.dimensions();
+        let mut out = Features { width: w as u16, height: h as u16, points: Vec::new(), descriptors: Vec::new() };
+        if w < 32 || h < 32 {
+            return Ok(out);
+        }
+        let mat = Mat::new_rows_cols_with_data(h as i32, w as i32, grey.as_raw().as_slice())?;
+        let mut keypoints: Vector<KeyPoint> = Vector::new();
+        let mut descriptors = Mat::default();
+        self.orb.detect_and_compute(&mat, &opencv::core::no_array(), &mut keypoints, &mut descriptors, false)?;
+        if keypoints.is_empty() {
+            return Ok(out);
+        }
+        let bytes = descriptors.data_bytes()?;
+        for (i, kp) in keypoints.iter().enumerate() {
+            let pt = kp.pt();
+            out.points.push([pt.x, pt.y]);
+            let mut d = [0u8; DESCRIPTOR_BYTES];
+            d.copy_from_slice(&bytes[i * DESCRIPTOR_BYTES..(i + 1) * DESCRIPTOR_BYTES]);
+            out.descriptors.push(d);
+        }
+        Ok(out)
+    }
+}
+
+/// The photo in grey, resized so its longest side is [`MAX_SIDE`].
+fn shrink_grey(img: &RgbImage) -> GrayImage {
+    let grey = image::DynamicImage::ImageRgb8(img.clone()).into_luma8();
+    let (w, h) = grey.dimensions();
+    let longest = w.max(h);
+    if longest == MAX_SIDE || longest == 0 {
+        return grey;
+    }
+    let scale = MAX_SIDE as f32 / longest as f32;
+    let (nw, nh) = (((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1));
+    image::imageops::resize(&grey, nw, nh, FilterType::Triangle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_form_round_trips_in_quarter_pixels() {
+        let f = Features {
+            width: 300,
+            height: 200,
+            points: vec![[1.25, 2.5], [299.75, 0.0]],
+            descriptors: vec![[7u8; 32], [200u8; 32]],
+        };
+        let b = f.to_bytes();
+        assert_eq!(b.len(), 10 + 2 * 36);
+        assert_eq!(Features::from_bytes(&b).unwrap(), f);
+        assert!(Features::from_bytes(&b[..b.len() - 1]).is_err());
+        assert!(Features::from_bytes(b"XXXX").is_err());
+    }
+
+    #[test]
+    fn a_textured_photo_has_keypoints_and_a_flat_one_none() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/demo/images/skimage_chelsea.png");
+        let cat = image::open(path).unwrap().to_rgb8();
+        let mut x = FeatureExtractor::new().unwrap();
+        let f = x.extract(&cat).unwrap();
+        assert!(f.direct.len() > 200, "{} keypoints", f.direct.len());
+        assert!(f.mirrored.len() > 200, "{} keypoints", f.mirrored.len());
+        // Stored positions are quarter pixels: a second round trip changes nothing.
+        let stored = ObjectFeatures::from_bytes(&f.to_bytes()).unwrap();
+        assert_eq!(stored.to_bytes(), f.to_bytes());
+        assert_eq!(stored.direct.descriptors, f.direct.descriptors);
+        let flat = RgbImage::from_pixel(400, 300, image::Rgb([240, 240, 240]));
+        assert!(x.extract(&flat).unwrap().direct.is_empty());
+    }
+}

@@ -1,0 +1,181 @@
+//! Geometric verification: do two photos show the same picture? Hash distances only suggest it
+//! (many different product shots hash alike); two copies of one photo share dozens of local
+//! features that one similarity transform (scale, rotation, shift) maps onto each other, spread
+//! over the picture rather than bunched on a watermark or an app bar.
+//!
+//! ORB descriptors of each photo (the picture inside its borders, or the photo cut out of a
+//! screenshot or frame, so that app bars and captions are not part of it) are matched both ways
+//! with OpenCV's brute-force Hamming matcher (Lowe's ratio test, kept only when mutual), and
+//! OpenCV's RANSAC fits the similarity; the mirrored photo is tried too.
+
+use opencv::calib3d;
+use opencv::core::{DMatch, Point2f, Vector, NORM_HAMMING};
+use opencv::features2d::BFMatcher;
+use opencv::prelude::*;
+use serde::Serialize;
+
+use super::features::{FeatureError, Features, ObjectFeatures};
+
+/// Fewest keypoints a photo needs for verification; below it a photo is low-texture and only a
+/// strict hash rule can link it.
+pub const MIN_KEYPOINTS: usize = 30;
+
+/// The thresholds of one verification (defaults chosen on real photos; see the README).
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    /// Lowe's ratio: best match distance below this share of the second best.
+    pub ratio: f32,
+    /// RANSAC reprojection threshold, in pixels of the shrunk image.
+    pub ransac_px: f64,
+    /// Fewest RANSAC inliers for a match.
+    pub min_inliers: usize,
+    /// Smallest share of the mutual matches that are inliers.
+    pub min_inlier_ratio: f32,
+    /// Scale between the two photos must lie in `[1/max_scale, max_scale]`.
+    pub max_scale: f32,
+    /// Largest rotation away from a multiple of 90°, in degrees.
+    pub max_angle: f32,
+    /// Smallest share of each photo's keypoint hull that the inliers' hull covers.
+    pub min_coverage: f32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { ratio: 0.75, ransac_px: 6.0, min_inliers: 15, min_inlier_ratio: 0.0, max_scale: 2.0, max_angle: 10.0, min_coverage: 0.2 }
+    }
+}
+
+/// What verification found for one pair: the numbers an analyst needs to trust a link.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Whether the transform passed every check.
+    pub verified: bool,
+    /// Matches that survived the ratio test both ways (mutual).
+    pub matches: usize,
+    /// Matches consistent with the fitted similarity.
+    pub inliers: usize,
+    /// Scale from the first photo to the second.
+    pub scale: f32,
+    /// Rotation from the first photo to the second, in degrees.
+    pub rotation_deg: f32,
+    /// The inliers' convex hull as a share of the hull of all keypoints, on the less covered side.
+    pub coverage: f32,
+    /// The second photo matched the first's mirror image.
+    pub mirrored: bool,
+}
+
+/// Verifies photo `a` against photo `b`, trying `b` as it is and mirrored; returns the better
+/// evidence, or `None` when either photo has fewer than [`MIN_KEYPOINTS`] keypoints (low
+/// texture: features cannot decide).
+pub fn verify(a: &ObjectFeatures, b: &ObjectFeatures, p: &Params) -> Result<Option<Evidence>, FeatureError> {
+    super::features::opencv_sequential();
+    if a.direct.len() < MIN_KEYPOINTS || b.direct.len() < MIN_KEYPOINTS {
+        return Ok(None);
+    }
+    let first = verify_one(&a.direct, &b.direct, p, false)?;
+    if first.verified {
+        return Ok(Some(first));
+    }
+    let second = verify_one(&a.direct, &b.mirrored, p, true)?;
+    Ok(Some(if second.verified || second.inliers > first.inliers { second } else { first }))
+}
+
+/// One orientation of [`verify`].
+fn verify_one(a: &Features, b: &Features, p: &Params, mirrored: bool) -> Result<Evidence, FeatureError> {
+    let pairs = mutual_matches(a, b, p)?;
+    let mut ev = Evidence { verified: false, matches: pairs.len(), inliers: 0, scale: 0.0, rotation_deg: 0.0, coverage: 0.0, mirrored };
+    if pairs.len() < p.min_inliers.max(3) {
+        return Ok(ev);
+    }
+    let from: Vector<Point2f> = pairs.iter().map(|&(i, _)| Point2f::new(a.points[i][0], a.points[i][1])).collect();
+    let to: Vector<Point2f> = pairs.iter().map(|&(_, j)| Point2f::new(b.points[j][0], b.points[j][1])).collect();
+    let mut mask: Vector<u8> = Vector::new();
+    let m = calib3d::estimate_affine_partial_2d(&from, &to, &mut mask, calib3d::RANSAC, p.ransac_px, 2000, 0.99, 10)?;
+    if m.empty() {
+        return Ok(ev);
+    }
+    let (c, s) = (*m.at_2d::<f64>(0, 0)?, *m.at_2d::<f64>(1, 0)?);
+    ev.scale = (c * c + s * s).sqrt() as f32;
+    ev.rotation_deg = s.atan2(c).to_degrees() as f32;
+    let kept: Vec<usize> = mask.iter().enumerate().filter(|(_, k)| *k != 0).map(|(i, _)| i).collect();
+    ev.inliers = kept.len();
+    let inl_a: Vec<[f32; 2]> = kept.iter().map(|&k| a.points[pairs[k].0]).collect();
+    let inl_b: Vec<[f32; 2]> = kept.iter().map(|&k| b.points[pairs[k].1]).collect();
+    ev.coverage = (hull_area(&inl_a) / hull_area(&a.points).max(1.0)).min(hull_area(&inl_b) / hull_area(&b.points).max(1.0));
+    let off_axis = {
+        let r = ev.rotation_deg.abs() % 90.0;
+        r.min(90.0 - r)
+    };
+    ev.verified = ev.inliers >= p.min_inliers
+        && ev.inliers as f32 >= p.min_inlier_ratio * ev.matches as f32
+        && ev.scale >= 1.0 / p.max_scale
+        && ev.scale <= p.max_scale
+        && off_axis <= p.max_angle
+        && ev.coverage >= p.min_coverage;
+    Ok(ev)
+}
+
+/// Matches kept by Lowe's ratio test in both directions and agreeing with each other
+/// (index pairs into `a` and `b`).
+fn mutual_matches(a: &Features, b: &Features, p: &Params) -> Result<Vec<(usize, usize)>, FeatureError> {
+    let (da, db) = (a.descriptor_mat()?, b.descriptor_mat()?);
+    let forward = ratio_matches(&da, &db, p)?;
+    let backward = ratio_matches(&db, &da, p)?;
+    let back: std::collections::HashMap<usize, usize> = backward.into_iter().collect();
+    Ok(forward.into_iter().filter(|&(i, j)| back.get(&j) == Some(&i)).collect())
+}
+
+/// For each query row, its best train row when it passes the ratio test and the distance cap.
+fn ratio_matches(query: &Mat, train: &Mat, p: &Params) -> Result<Vec<(usize, usize)>, FeatureError> {
+    let matcher = BFMatcher::create(NORM_HAMMING, false)?;
+    let mut knn: Vector<Vector<DMatch>> = Vector::new();
+    matcher.knn_train_match(query, train, &mut knn, 2, &opencv::core::no_array(), false)?;
+    let mut out = Vec::new();
+    for pair in knn.iter() {
+        if pair.is_empty() {
+            continue;
+        }
+        let best = pair.get(0)?;
+        let good = pair.len() < 2 || best.distance < p.ratio * pair.get(1)?.distance;
+        if good {
+            out.push((best.query_idx as usize, best.train_idx as usize));
+        }
+    }
+    Ok(out)
+}
+
+/// Area of the convex hull of `pts` (monotone chain).
+fn hull_area(pts: &[[f32; 2]]) -> f32 {
+    if pts.len() < 3 {
+        return 0.0;
+    }
+    let mut p: Vec<[f32; 2]> = pts.to_vec();
+    p.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
+    let cross = |o: [f32; 2], a: [f32; 2], b: [f32; 2]| (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+    let mut hull: Vec<[f32; 2]> = Vec::with_capacity(2 * p.len());
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &[f32; 2]>> = if pass == 0 { Box::new(p.iter()) } else { Box::new(p.iter().rev()) };
+        for &q in iter {
+            while hull.len() >= start + 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0 {
+                hull.pop();
+            }
+            hull.push(q);
+        }
+        hull.pop();
+    }
+    let n = hull.len();
+    (0..n).map(|i| hull[i][0] * hull[(i + 1) % n][1] - hull[(i + 1) % n][0] * hull[i][1]).sum::<f32>().abs() / 2.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hull_area_of_a_square_with_inner_points() {
+        let pts = [[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0], [5.0, 5.0], [2.0, 7.0]];
+        assert!((hull_area(&pts) - 100.0).abs() < 1e-3);
+        assert_eq!(hull_area(&pts[..2]), 0.0);
+    }
+}
