@@ -144,7 +144,7 @@ fn crop(img: &RgbImage, rect: [u32; 4]) -> RgbImage {
 
 /// Resizes `img` to `w × h` with `fast_image_resize`'s antialiased bilinear filter: fast, and
 /// close to Pillow but not bit-exact, which hashing does not need.
-fn resize_rgb(resizer: &mut Resizer, img: &RgbImage, w: u32, h: u32) -> RgbImage {
+pub(crate) fn resize_rgb(resizer: &mut Resizer, img: &RgbImage, w: u32, h: u32) -> RgbImage {
     let mut dst = RgbImage::new(w.max(1), h.max(1));
     if img.width() == dst.width() && img.height() == dst.height() {
         dst.copy_from_slice(img.as_raw());

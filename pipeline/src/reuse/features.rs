@@ -3,7 +3,6 @@
 //! hashes only suggest can be verified geometrically ([`super::verify`]) without fetching
 //! either image again.
 
-use image::imageops::FilterType;
 use image::{GrayImage, RgbImage};
 use opencv::core::{KeyPoint, Mat, Vector};
 use opencv::features2d::{ORB_ScoreType, ORB};
@@ -95,12 +94,6 @@ impl Features {
         }
         Ok(Features { width, height, points, descriptors })
     }
-
-    /// The descriptors as an OpenCV matrix (one row of 32 bytes per keypoint).
-    pub(crate) fn descriptor_mat(&self) -> Result<Mat, opencv::Error> {
-        let flat: &[u8] = self.descriptors.as_flattened();
-        Mat::new_rows_cols_with_data(self.len() as i32, DESCRIPTOR_BYTES as i32, flat)?.try_clone()
-    }
 }
 
 /// What verification needs of one photo: the features of the photo (the picture inside its
@@ -159,6 +152,7 @@ pub(crate) fn opencv_sequential() {
 /// Finds ORB features; one per worker thread (OpenCV's detector keeps its buffers).
 pub struct FeatureExtractor {
     orb: opencv::core::Ptr<ORB>,
+    resizer: fast_image_resize::Resizer,
 }
 
 impl std::fmt::Debug for FeatureExtractor {
@@ -172,13 +166,13 @@ impl FeatureExtractor {
     pub fn new() -> Result<Self, FeatureError> {
         opencv_sequential();
         let orb = ORB::create(MAX_KEYPOINTS, 1.2, 8, 31, 0, 2, ORB_ScoreType::HARRIS_SCORE, 31, 20)?;
-        Ok(Self { orb })
+        Ok(Self { orb, resizer: fast_image_resize::Resizer::new() })
     }
 
     /// Features of the photo `img` and of its mirror image (ORB descriptors are not
     /// mirror-invariant, and re-posts are often flipped).
     pub fn extract(&mut self, img: &RgbImage) -> Result<ObjectFeatures, FeatureError> {
-        let grey = shrink_grey(img);
+        let grey = self.grey(img);
         let direct = self.detect(&grey)?;
         let mirrored = self.detect(&image::imageops::flip_horizontal(&grey))?;
         Ok(ObjectFeatures { direct, mirrored })
@@ -210,17 +204,15 @@ impl FeatureExtractor {
     }
 }
 
-/// The photo in grey, resized so its longest side is [`MAX_SIDE`].
-fn shrink_grey(img: &RgbImage) -> GrayImage {
-    let grey = image::DynamicImage::ImageRgb8(img.clone()).into_luma8();
-    let (w, h) = grey.dimensions();
-    let longest = w.max(h);
-    if longest == MAX_SIDE || longest == 0 {
-        return grey;
+impl FeatureExtractor {
+    /// The photo resized so its longest side is [`MAX_SIDE`] (`fast_image_resize`'s bilinear
+    /// filter), in grey.
+    fn grey(&mut self, img: &RgbImage) -> GrayImage {
+        let (w, h) = img.dimensions();
+        let scale = MAX_SIDE as f32 / w.max(h).max(1) as f32;
+        let (nw, nh) = (((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1));
+        image::imageops::grayscale(&crate::hash::resize_rgb(&mut self.resizer, img, nw, nh))
     }
-    let scale = MAX_SIDE as f32 / longest as f32;
-    let (nw, nh) = (((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1));
-    image::imageops::resize(&grey, nw, nh, FilterType::Triangle)
 }
 
 #[cfg(test)]

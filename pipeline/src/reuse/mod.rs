@@ -532,13 +532,23 @@ pub async fn verified_pairs(catalog: &Catalog, store: &Store, rule: &Rule, p: &P
         ids.sort_unstable();
         ids.dedup();
         let features = store.features(&ids).await?;
-        for (a, b, m) in batch {
-            let mut m = m.clone();
-            m.decide(features.get(&catalog.entries[*a].id), features.get(&catalog.entries[*b].id), p);
-            if m.matched {
-                out.push((*a, *b, m));
-            }
-        }
+        let decide = |part: &[(usize, usize, Match)]| -> Vec<(usize, usize, Match)> {
+            part.iter()
+                .filter_map(|(a, b, m)| {
+                    let mut m = m.clone();
+                    m.decide(features.get(&catalog.entries[*a].id), features.get(&catalog.entries[*b].id), p);
+                    m.matched.then_some((*a, *b, m))
+                })
+                .collect()
+        };
+        // Verification is CPU-bound and independent per pair: one share of the batch per core.
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let share = batch.len().div_ceil(threads).max(1);
+        let decided: Vec<Vec<(usize, usize, Match)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch.chunks(share).map(|part| scope.spawn(move || decide(part))).collect();
+            handles.into_iter().map(|h| h.join().expect("verification thread panicked")).collect()
+        });
+        out.extend(decided.into_iter().flatten());
     }
     tracing::info!(
         objects = catalog.entries.len(),
