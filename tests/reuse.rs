@@ -66,6 +66,13 @@ fn file_name(v: &serde_json::Value) -> String {
     Path::new(v.as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned()
 }
 
+/// The (query file, matched file) names of `tusk match --json` output, sorted.
+fn query_match_pairs(found: &serde_json::Value) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = found.as_array().unwrap().iter().map(|m| (file_name(&m["query"]), file_name(&m["uri"]))).collect();
+    pairs.sort();
+    pairs
+}
+
 #[test]
 fn planted_reposts_are_matched_clustered_and_linked() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,8 +85,7 @@ fn planted_reposts_are_matched_clustered_and_linked() {
 
     // Who else posted copycat's photos? Exactly the four originals, each for its own copy.
     let found = json(tusk_ok(&["match", "--seller", "copycat", "--db", dbs, "--json"]));
-    let mut pairs: Vec<(String, String)> = found.as_array().unwrap().iter().map(|m| (file_name(&m["query"]), file_name(&m["uri"]))).collect();
-    pairs.sort();
+    let pairs = query_match_pairs(&found);
     assert_eq!(
         pairs,
         [
@@ -303,8 +309,7 @@ fn hard_reposts_are_verified_and_lookalikes_and_shared_chrome_are_not() {
 
     // Exactly the three re-posts are matched, each verified by its local features.
     let found = json(tusk_ok(&["match", "--seller", "copycat", "--db", dbs, "--json"]));
-    let mut pairs: Vec<(String, String)> = found.as_array().unwrap().iter().map(|m| (file_name(&m["query"]), file_name(&m["uri"]))).collect();
-    pairs.sort();
+    let pairs = query_match_pairs(&found);
     assert_eq!(
         pairs,
         [

@@ -93,11 +93,11 @@ impl Serialize for Hashes {
 }
 
 /// The hashes of one part of a picture besides the whole: the photo cut out of a screenshot,
-/// frame or collage (`photo`), or the picture's centre (`centre`), so that a re-post showing the
-/// photo inside other pixels, or cropped, still becomes a match candidate.
+/// frame or collage (`photo`), or centre crops of that photo (`centre5`, `centre10`), so that a
+/// re-post showing the photo inside other pixels, or cropped, still becomes a match candidate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct View {
-    /// Which part: `photo` or `centre`.
+    /// Which part: `photo`, `centre5` or `centre10`.
     pub view: String,
     /// `[x0, y0, x1, y1]` in the pixels of the picture inside its borders.
     pub rect: [u32; 4],

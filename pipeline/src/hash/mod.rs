@@ -78,8 +78,7 @@ impl PerceptualHasher {
         let (pdq, quality) = pdq::pdq(&trimmed);
         let whole = self.hash_trimmed(&trimmed, pdq, quality);
         let (w, h) = trimmed.dimensions();
-        let scale = (VIEW_SIDE as f32 / w.max(h) as f32).min(1.0);
-        let (sw, sh) = (((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1));
+        let (sw, sh) = scaled(w, h, (VIEW_SIDE as f32 / w.max(h) as f32).min(1.0));
         let small = DynamicImage::ImageRgb8(resize_rgb(&mut self.resizer, &trimmed, sw, sh)).to_luma8();
         let cut = views::photo_rect(&small).map(|r| {
             let back = |v: u32, side: u32, small_side: u32| ((v as u64 * side as u64) / small_side as u64) as u32;
@@ -87,18 +86,18 @@ impl PerceptualHasher {
         });
         let photo_rect = cut.unwrap_or([0, 0, w, h]);
         let mut out = Vec::new();
-        if cut.is_some() {
-            let photo = crop(&trimmed, photo_rect);
-            out.push(self.view("photo", photo_rect, &photo));
-        }
+        let cut_out = cut.map(|r| {
+            let photo = crop(&trimmed, r);
+            out.push(self.view("photo", r, &photo));
+            photo
+        });
         for share in views::CENTRE_SHARES {
             let r = views::centre_crop(photo_rect, share);
             if r[2] - r[0] >= 16 && r[3] - r[1] >= 16 {
                 out.push(self.view(&format!("centre{}", (share * 100.0).round()), r, &crop(&trimmed, r)));
             }
         }
-        let photo = if cut.is_some() { crop(&trimmed, photo_rect) } else { trimmed.into_owned() };
-        (whole, out, photo)
+        (whole, out, cut_out.unwrap_or_else(|| trimmed.into_owned()))
     }
 
     /// The hashes of one view.
@@ -129,6 +128,11 @@ pub fn trimmed(img: &RgbImage) -> Cow<'_, RgbImage> {
         // Row slices: `SubImage::to_image` copies pixel by pixel, ~10× slower.
         Cow::Owned(crop(img, [x, y, x + w, y + h]))
     }
+}
+
+/// `w × h` scaled by `scale`, rounded, at least 1 × 1.
+pub(crate) fn scaled(w: u32, h: u32, scale: f32) -> (u32, u32) {
+    (((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1))
 }
 
 /// The pixels of `img` inside `rect` (`[x0, y0, x1, y1]`), copied row by row.

@@ -16,7 +16,7 @@ const MAX_AREA: f32 = 0.85;
 /// Shortest side of a trusted cut-out, in pixels.
 const MIN_SIDE: u32 = 32;
 
-/// Shares of each side that [`centre_crops`] removes.
+/// Shares of each side that the centre views remove ([`centre_crop`]).
 pub const CENTRE_SHARES: [f32; 2] = [0.05, 0.10];
 
 /// The photo inside a screenshot, frame or collage: `[x0, y0, x1, y1]` in `grey`'s pixels, or

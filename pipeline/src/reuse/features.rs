@@ -202,15 +202,12 @@ impl FeatureExtractor {
         }
         Ok(out)
     }
-}
 
-impl FeatureExtractor {
     /// The photo resized so its longest side is [`MAX_SIDE`] (`fast_image_resize`'s bilinear
     /// filter), in grey.
     fn grey(&mut self, img: &RgbImage) -> GrayImage {
         let (w, h) = img.dimensions();
-        let scale = MAX_SIDE as f32 / w.max(h).max(1) as f32;
-        let (nw, nh) = (((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1));
+        let (nw, nh) = crate::hash::scaled(w, h, MAX_SIDE as f32 / w.max(h).max(1) as f32);
         image::imageops::grayscale(&crate::hash::resize_rgb(&mut self.resizer, img, nw, nh))
     }
 }
