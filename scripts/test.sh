@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Quick start, part 2: every test (unit, parity, bad input, end to end, CLI, S3), with the real
-# ONNX Runtime and a real S3-compatible server (s3s-fs, installed once into ~/.cache/tusk and
-# started by the tests on loopback ports), and the Python reference the parity tests compute on
+# Quick start, part 2: every test (unit, parity, bad input, end to end, CLI, S3, stores), with
+# the real ONNX Runtime, a real S3-compatible server (s3s-fs, installed once into ~/.cache/tusk
+# and started by the tests on loopback ports), a real PostgreSQL 15 (Debian's package, installed
+# once; each test starts its own cluster in a temporary folder on a free loopback port), and the Python reference the parity tests compute on
 # this machine (.venv, scripts/setup-python.sh). Needs nothing outside the repository.
 # Every test binary runs even when one fails (--no-fail-fast); the exit status is still non-zero.
 # Extra arguments go to `cargo test`.
@@ -13,4 +14,6 @@ scripts/setup-build.sh
 scripts/setup-python.sh
 TUSK_S3S_FS="$(scripts/setup-s3s.sh)"
 export TUSK_S3S_FS
+TUSK_PG_BIN="$(scripts/setup-postgres.sh)"
+export TUSK_PG_BIN
 cargo test --workspace --no-fail-fast "$@"

@@ -206,7 +206,7 @@ fn a_loaded_catalog_picks_up_objects_scanned_later() {
     common::scan_ok(&part, &db, &["--hash-only"]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let store = tusk::sink::Store::open(&db).await.unwrap();
+        let store = tusk::store::Store::open(&tusk::store::Db::Sqlite(db.clone())).await.unwrap();
         let mut catalog = tusk::reuse::Catalog::load(&store).await.unwrap();
         let rule = tusk::reuse::Rule::new(tusk::reuse::HashKind::Default, None);
         assert!(tusk::reuse::clusters(&catalog, &store, &rule, 2).await.unwrap().is_empty());

@@ -1,11 +1,13 @@
 //! tusk: recognise wildlife products in listing photos and X-ray scans, hash the pictures, and
 //! keep every result.
 //!
-//! Data flows one way: [`source`] → [`decode`] → [`infer`] → [`hash`] → [`sink`], joined by
-//! [`pipeline`]'s bounded worker pool. The CLI (`src/main.rs`) only parses flags and calls in.
+//! Data flows one way: [`source`] → [`decode`] → [`infer`] → [`hash`] → [`store`] (the store of
+//! record, SQLite or PostgreSQL behind one trait) and [`sink`] (JSONL and part-file streams),
+//! joined by [`pipeline`]'s bounded stages. The CLI (`src/main.rs`) only parses flags and calls in.
 
 pub mod decode;
 pub mod eval;
+pub mod fleet;
 pub mod hash;
 pub mod index;
 pub mod overlay;
@@ -16,3 +18,4 @@ pub mod reuse;
 pub mod sink;
 mod simd;
 pub mod source;
+pub mod store;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod fleet_cli;
 mod reuse_cli;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -17,6 +18,7 @@ use tusk::pipeline::{self, Progress, ScanError, ScanOptions};
 use tusk::record::Record;
 use tusk::source::s3::{KindRules, S3Options, S3Url};
 use tusk::source::{Kind, SourceSpec};
+use tusk::store::Db;
 
 /// tusk finds wildlife products (ivory, pangolin scales, live reptiles) in listing photos and
 /// parcel X-ray scans, hashes every picture, and stores the results.
@@ -43,6 +45,12 @@ enum Command {
     /// Measure the models on labelled images (a CSV with `file,label` columns) through the real
     /// pipeline: per label precision, recall, AP, false-positive rate and confusion counts.
     Eval(EvalArgs),
+    /// Add one job per new or changed object of a folder, manifest or S3 prefix to the fleet's
+    /// PostgreSQL queue (idempotent; --follow keeps listing).
+    Enqueue(Box<fleet_cli::EnqueueArgs>),
+    /// Claim jobs from the fleet's PostgreSQL queue and process them until stopped (SIGTERM
+    /// finishes the batch in flight) or, with --until-empty, until none is left.
+    Worker(Box<fleet_cli::WorkerArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -66,10 +74,10 @@ struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// SQLite store to scan into; reuse it to re-measure without re-scanning [default: a
-    /// temporary file, removed afterwards].
+    /// Store to scan into (SQLite file or postgres:// url); reuse it to re-measure without
+    /// re-scanning [default: a temporary SQLite file, removed afterwards].
     #[arg(long)]
-    db: Option<PathBuf>,
+    db: Option<Db>,
     /// Folder holding one sub-folder per model, each with a model.toml.
     #[arg(long, env = "TUSK_MODELS", default_value = "models")]
     models: PathBuf,
@@ -135,9 +143,10 @@ struct ScanArgs {
     /// a JSONL manifest (one {"uri": …, "kind": …, "listing_id": …, "seller_id": …, "platform": …,
     /// "meta": …} per line; uris are paths or s3:// objects).
     source: String,
-    /// SQLite database to store results in (created if missing).
+    /// Store for results: a SQLite file (created if missing) or a `postgres://user@host:port/db`
+    /// url (the database must exist; tables are created).
     #[arg(long, default_value = "tusk.db")]
-    db: PathBuf,
+    db: Db,
     /// Also append one JSON line per processed object to this file.
     #[arg(long)]
     jsonl: Option<PathBuf>,
@@ -145,16 +154,8 @@ struct ScanArgs {
     /// labelled with its label and score (detectors, e.g. for `--kind xray`).
     #[arg(long)]
     overlay: Option<PathBuf>,
-    /// Folder holding one sub-folder per model, each with a model.toml.
-    #[arg(long, env = "TUSK_MODELS", default_value = "models")]
-    models: PathBuf,
-    /// Run only these models (by name, repeatable); default: every model marked `default` for the
-    /// object's kind.
-    #[arg(long = "model")]
-    only_models: Vec<String>,
-    /// Only decode and hash: run no model (for analysts who only link re-posted photos).
-    #[arg(long, conflicts_with = "only_models")]
-    hash_only: bool,
+    #[command(flatten)]
+    models: ModelArgs,
     /// Kind of objects in a folder, and of manifest lines that do not say.
     #[arg(long, value_enum, default_value = "listing")]
     kind: KindArg,
@@ -198,6 +199,52 @@ struct ScanArgs {
     /// Kinds by S3 key prefix, e.g. `listings/=listing,xray/=xray` (longest prefix wins).
     #[arg(long, default_value = "")]
     kind_by_prefix: String,
+    #[command(flatten)]
+    s3: S3Args,
+    /// After a pass, keep listing the source and process new or changed objects until Ctrl-C.
+    #[arg(long)]
+    follow: bool,
+    /// Wait between --follow passes: 30s, 2m, 500ms, or plain seconds.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Also write the JSONL records to object storage as part files under s3://BUCKET/PREFIX/
+    /// (each part written whole; names sort by time).
+    #[arg(long)]
+    out: Option<String>,
+    /// Records per --out part file.
+    #[arg(long, default_value_t = 1000)]
+    out_part_records: usize,
+    /// Longest a record waits for its --out part, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    out_part_age: Duration,
+}
+
+/// Which models run; shared by `scan` and `worker`.
+#[derive(Debug, Args)]
+struct ModelArgs {
+    /// Folder holding one sub-folder per model, each with a model.toml.
+    #[arg(long, env = "TUSK_MODELS", default_value = "models")]
+    models: PathBuf,
+    /// Run only these models (by name, repeatable); default: every model marked `default` for the
+    /// object's kind.
+    #[arg(long = "model")]
+    only_models: Vec<String>,
+    /// Only decode and hash: run no model (for analysts who only link re-posted photos).
+    #[arg(long, conflicts_with = "only_models")]
+    hash_only: bool,
+}
+
+impl ModelArgs {
+    fn apply(&self, opts: &mut ScanOptions) {
+        opts.models_dir = self.models.clone();
+        opts.only_models = self.only_models.clone();
+        opts.hash_only = self.hash_only;
+    }
+}
+
+/// How to reach the object store; shared by every command that reads objects.
+#[derive(Debug, Args)]
+struct S3Args {
     /// S3 endpoint URL (MinIO, Ceph, Garage, …); AWS_ENDPOINT_URL works too.
     #[arg(long)]
     endpoint_url: Option<String>,
@@ -216,22 +263,19 @@ struct ScanArgs {
     /// Attempts per S3 request (backoff with jitter between them) before a failure record.
     #[arg(long, default_value_t = 5)]
     s3_attempts: u32,
-    /// After a pass, keep listing the source and process new or changed objects until Ctrl-C.
-    #[arg(long)]
-    follow: bool,
-    /// Wait between --follow passes: 30s, 2m, 500ms, or plain seconds.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    interval: Duration,
-    /// Also write the JSONL records to object storage as part files under s3://BUCKET/PREFIX/
-    /// (each part written whole; names sort by time).
-    #[arg(long)]
-    out: Option<String>,
-    /// Records per --out part file.
-    #[arg(long, default_value_t = 1000)]
-    out_part_records: usize,
-    /// Longest a record waits for its --out part, e.g. 60s.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    out_part_age: Duration,
+}
+
+impl S3Args {
+    fn options(&self) -> S3Options {
+        S3Options {
+            endpoint: self.endpoint_url.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+            timeout: Duration::from_secs(self.s3_timeout_secs.max(1)),
+            attempts: self.s3_attempts.max(1),
+            concurrency: self.s3_concurrency.max(1),
+        }
+    }
 }
 
 /// Parses `30s`, `2m`, `500ms`, `1h` or plain seconds.
@@ -264,6 +308,8 @@ fn main() -> ExitCode {
         Command::Match(args) => reuse_cli::run_match(*args),
         Command::Clusters(args) => reuse_cli::run_clusters(args),
         Command::Links(args) => reuse_cli::run_links(args),
+        Command::Enqueue(args) => fleet_cli::run_enqueue(*args),
+        Command::Worker(args) => fleet_cli::run_worker(*args),
     }
 }
 
@@ -284,7 +330,7 @@ fn eval(args: EvalArgs) -> ExitCode {
                 eprintln!("error: {}: {e}", temp.display());
                 return ExitCode::FAILURE;
             }
-            temp.join("eval.db")
+            Db::Sqlite(temp.join("eval.db"))
         }
     };
     let source = SourceSpec::Folder { root: args.source.clone(), kind };
@@ -374,11 +420,10 @@ fn scan(args: ScanArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut opts = ScanOptions::new(source, args.db.clone(), args.models.clone());
+    let mut opts = ScanOptions::new(source, args.db.clone(), PathBuf::new());
+    args.models.apply(&mut opts);
     opts.jsonl = args.jsonl.clone();
     opts.overlay = args.overlay.clone();
-    opts.only_models = args.only_models.clone();
-    opts.hash_only = args.hash_only;
     if let Some(w) = args.workers {
         opts.decode_workers = w.max(1);
     }
@@ -398,14 +443,7 @@ fn scan(args: ScanArgs) -> ExitCode {
         max_alloc: args.max_alloc_mb.saturating_mul(1024 * 1024),
         max_file_bytes: args.max_file_mb.saturating_mul(1024 * 1024),
     };
-    opts.s3 = S3Options {
-        endpoint: args.endpoint_url.clone(),
-        region: args.region.clone(),
-        path_style: args.path_style,
-        timeout: Duration::from_secs(args.s3_timeout_secs.max(1)),
-        attempts: args.s3_attempts.max(1),
-        concurrency: args.s3_concurrency.max(1),
-    };
+    opts.s3 = args.s3.options();
     opts.follow = args.follow.then_some(args.interval);
     if let Some(out) = &args.out {
         match S3Url::parse(out) {
@@ -463,7 +501,7 @@ fn scan(args: ScanArgs) -> ExitCode {
             for (reason, n) in &s.failures {
                 println!("  failures: {reason} {n}");
             }
-            print!("  store: {} (run {})", args.db.display(), s.run_id);
+            print!("  store: {} (run {})", args.db, s.run_id);
             if let Some(j) = &args.jsonl {
                 print!(", jsonl: {}", j.display());
             }

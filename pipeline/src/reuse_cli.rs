@@ -2,7 +2,7 @@
 //! is in `tusk::reuse`: hashes propose candidates, local features (or, for plain photos, a
 //! strict hash rule) decide.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, ValueEnum};
@@ -12,7 +12,7 @@ use tusk::reuse::export::{write_links, Format};
 use tusk::reuse::features::FeatureExtractor;
 use tusk::reuse::verify::Params;
 use tusk::reuse::{self, links, Catalog, HashKind, Match, Query, Rule};
-use tusk::sink::sqlite::Store;
+use tusk::store::{Db, Store};
 
 /// Which hash decides a match.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -41,9 +41,9 @@ impl From<HashKindArg> for HashKind {
 /// Flags every reuse command shares.
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
-    /// SQLite store written by `tusk scan`.
+    /// Store written by `tusk scan`: a SQLite file or a `postgres://` url.
     #[arg(long, default_value = "tusk.db")]
-    db: PathBuf,
+    db: Db,
     /// Largest hash distance that makes a candidate, which local features then verify
     /// [default: 62 for PDQ (bits of 256), 10 for pHash, 9 for dHash].
     #[arg(long)]
@@ -116,9 +116,9 @@ struct Loaded {
 }
 
 /// Opens the store (which must exist) and loads the catalog; errors are one line, exit 2.
-fn load(db: &Path) -> Result<Loaded, ExitCode> {
+fn load(db: &Db) -> Result<Loaded, ExitCode> {
     if !db.exists() {
-        eprintln!("error: no store at {}: run `tusk scan` first (or pass --db)", db.display());
+        eprintln!("error: no store at {db}: run `tusk scan` first (or pass --db)");
         return Err(ExitCode::from(2));
     }
     let rt = crate::runtime()?;
@@ -126,7 +126,7 @@ fn load(db: &Path) -> Result<Loaded, ExitCode> {
         .block_on(async {
             let store = Store::open(db).await?;
             let catalog = Catalog::load(&store).await?;
-            Ok::<_, tusk::sink::StoreError>((store, catalog))
+            Ok::<_, tusk::store::StoreError>((store, catalog))
         })
         .map_err(|e| {
             eprintln!("error: {e}");
@@ -241,7 +241,7 @@ pub fn run_match(args: MatchArgs) -> ExitCode {
             catalog.by_uri(&abs.display().to_string())
         });
         let Some(pos) = found else {
-            eprintln!("error: no object {uri:?} in {}", args.catalog.db.display());
+            eprintln!("error: no object {uri:?} in {}", args.catalog.db);
             return ExitCode::from(2);
         };
         own.push(pos);
@@ -250,7 +250,7 @@ pub fn run_match(args: MatchArgs) -> ExitCode {
     if let Some(seller) = &args.seller {
         own = catalog.by_seller(seller);
         if own.is_empty() {
-            eprintln!("error: no objects of seller {seller:?} in {}", args.catalog.db.display());
+            eprintln!("error: no objects of seller {seller:?} in {}", args.catalog.db);
             return ExitCode::from(2);
         }
         stored_queries.extend(&own);
@@ -267,7 +267,7 @@ pub fn run_match(args: MatchArgs) -> ExitCode {
         for (name, q) in &queries {
             out.push((name.clone(), reuse::matches(&catalog, &store, q, &rule, &params).await?));
         }
-        Ok::<_, tusk::sink::StoreError>(out)
+        Ok::<_, tusk::store::StoreError>(out)
     });
     let decided = match decided {
         Ok(d) => d,

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use sqlx::SqlitePool;
 
+pub mod pgserver;
 pub mod s3server;
 
 /// The repository root.
@@ -95,9 +96,9 @@ pub fn succeeded(out: Output, what: &str) -> String {
     stdout
 }
 
-/// Opens the store read-only-ish for assertions.
+/// Opens a SQLite store (migrated) for assertions.
 pub async fn pool(db: &Path) -> SqlitePool {
-    tusk::sink::Store::open(db).await.expect("open store").pool().clone()
+    tusk::store::sqlite::SqliteStore::open(db).await.expect("open store").pool().clone()
 }
 
 /// Runs a single SQL scalar query returning an integer.

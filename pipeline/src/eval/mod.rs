@@ -20,7 +20,7 @@ pub mod boxes;
 
 use crate::infer::manifest::Task;
 use crate::pipeline::{self, Progress, ScanError, ScanOptions};
-use crate::sink::sqlite::Store;
+use crate::store::{Db, Store};
 use crate::source::{Kind, SourceSpec};
 
 /// Why an evaluation could not run.
@@ -376,7 +376,11 @@ pub async fn evaluate(
     if truth_boxes.is_some() {
         opts.box_floor = Some(BOX_FLOOR);
     }
-    let manifest = opts.db.with_extension("eval.jsonl");
+    // The manifest of labelled files sits beside a SQLite store, in the temp folder otherwise.
+    let manifest = match &opts.db {
+        Db::Sqlite(path) => path.with_extension("eval.jsonl"),
+        Db::Postgres(_) => std::env::temp_dir().join(format!("tusk-eval-{}.jsonl", std::process::id())),
+    };
     let mut items = Vec::with_capacity(labelled.len());
     {
         let io = |source| EvalError::Io { path: manifest.clone(), source };

@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::hash::pdq::{Pdq, MIN_QUALITY};
 use crate::index::HammingIndex;
 use crate::record::{Hashes, View};
-use crate::sink::sqlite::{Store, StoreError};
+use crate::store::{ObjectRow, Store, StoreError};
 use features::ObjectFeatures;
 use verify::{Evidence, Params};
 
@@ -334,17 +334,15 @@ impl Catalog {
         let (entries, until) = fetch(store, &self.loaded_until).await?;
         let mut n = 0;
         for e in entries {
-            // Rows from the last loaded millisecond come again (`>=`, so that a row committed
-            // in that same millisecond is not missed); unchanged ones are skipped.
+            // Rows near the cursor come again (so that none committed late is missed);
+            // unchanged ones are skipped.
             if self.by_uri(&e.uri).is_some_and(|p| self.entries[p] == e) {
                 continue;
             }
             self.insert(e);
             n += 1;
         }
-        if !until.is_empty() {
-            self.loaded_until = until;
-        }
+        self.loaded_until = until;
         Ok(n)
     }
 
@@ -531,7 +529,7 @@ pub async fn verified_pairs(catalog: &Catalog, store: &Store, rule: &Rule, p: &P
         let mut ids: Vec<i64> = batch.iter().flat_map(|(a, b, _)| [catalog.entries[*a].id, catalog.entries[*b].id]).collect();
         ids.sort_unstable();
         ids.dedup();
-        let features = store.features(&ids).await?;
+        let features = features_of(store, &ids).await?;
         let decide = |part: &[(usize, usize, Match)]| -> Vec<(usize, usize, Match)> {
             part.iter()
                 .filter_map(|(a, b, m)| {
@@ -573,7 +571,7 @@ pub async fn clusters(catalog: &Catalog, store: &Store, rule: &Rule, min_sellers
 pub async fn matches(catalog: &Catalog, store: &Store, q: &Query, rule: &Rule, p: &Params) -> Result<Vec<Match>, StoreError> {
     let mut found = catalog.candidates(q, rule);
     let ids: Vec<i64> = found.iter().map(|m| catalog.entries[m.entry].id).collect();
-    let features = store.features(&ids).await?;
+    let features = features_of(store, &ids).await?;
     for m in &mut found {
         m.decide(q.features.as_deref(), features.get(&catalog.entries[m.entry].id), p);
     }
@@ -584,7 +582,7 @@ pub async fn matches(catalog: &Catalog, store: &Store, q: &Query, rule: &Rule, p
 /// The local features of a stored object, for a query made from it.
 pub async fn entry_features(catalog: &Catalog, store: &Store, pos: usize) -> Result<Option<Arc<ObjectFeatures>>, StoreError> {
     let id = catalog.entries[pos].id;
-    Ok(store.features(&[id]).await?.remove(&id).map(Arc::new))
+    Ok(features_of(store, &[id]).await?.remove(&id).map(Arc::new))
 }
 
 /// Objects showing the same photo.
@@ -645,22 +643,28 @@ pub fn links(catalog: &Catalog, clusters: &[Cluster]) -> Vec<Link> {
     out
 }
 
-/// Objects updated at or after `since` (an `updated_at` timestamp; "" for all), and the latest
-/// `updated_at` seen.
-async fn fetch(store: &Store, since: &str) -> Result<(Vec<Entry>, String), StoreError> {
-    type Row = (i64, String, Option<String>, Option<String>, Option<String>, String, String, Option<String>, Option<i64>, Option<String>, String);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, uri, seller_id, listing_id, platform, phash, dhash, pdq, pdq_quality, views, updated_at
-         FROM objects WHERE updated_at >= ? ORDER BY updated_at, id",
-    )
-    .bind(since)
-    .fetch_all(store.pool())
-    .await?;
-    let mut until = String::new();
+/// The stored local features of these objects, parsed; a damaged blob is logged and left
+/// out, which leaves its object to the strict hash rule.
+async fn features_of(store: &Store, ids: &[i64]) -> Result<HashMap<i64, ObjectFeatures>, StoreError> {
+    let blobs = store.features(ids).await?;
+    let mut out = HashMap::with_capacity(blobs.len());
+    for (id, data) in blobs {
+        match ObjectFeatures::from_bytes(&data) {
+            Ok(f) => {
+                out.insert(id, f);
+            }
+            Err(e) => tracing::warn!(object_id = id, "{e}; the object is verified by the strict hash rule only"),
+        }
+    }
+    Ok(out)
+}
+
+/// Objects written since `cursor` ("" for all) as catalog entries, and the next cursor.
+async fn fetch(store: &Store, cursor: &str) -> Result<(Vec<Entry>, String), StoreError> {
+    let (rows, next) = store.objects_since(cursor).await?;
     let entries = rows
         .into_iter()
-        .map(|(id, uri, seller_id, listing_id, platform, phash, dhash, pdq, pdq_quality, views, updated_at)| {
-            until = updated_at;
+        .map(|ObjectRow { id, uri, seller_id, listing_id, platform, phash, dhash, pdq, pdq_quality, views }| {
             let pdq_quality = pdq_quality.map(|q| q.clamp(0, 100) as u8);
             let mut all = vec![ViewHash {
                 view: "whole".into(),
@@ -673,7 +677,7 @@ async fn fetch(store: &Store, since: &str) -> Result<(Vec<Entry>, String), Store
             Entry { id, uri, seller_id, listing_id, platform, pdq_quality, views: all }
         })
         .collect();
-    Ok((entries, until))
+    Ok((entries, next))
 }
 
 /// The `views` column: a JSON array of [`View`]s.

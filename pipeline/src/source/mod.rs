@@ -1,5 +1,6 @@
 //! Sources: where objects come from, and what is known about them before they are read.
 
+pub mod fetch;
 pub mod folder;
 pub mod manifest;
 pub mod s3;
@@ -52,6 +53,24 @@ pub enum Location {
         /// The key.
         key: String,
     },
+}
+
+impl Location {
+    /// One string for the location (a path, or `s3://bucket/key`), as the job queue keeps it.
+    pub fn to_text(&self) -> String {
+        match self {
+            Location::File(path) => path.display().to_string(),
+            Location::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
+        }
+    }
+
+    /// The location [`Location::to_text`] wrote.
+    pub fn from_text(text: &str) -> Location {
+        match text.strip_prefix("s3://").and_then(|rest| rest.split_once('/')) {
+            Some((bucket, key)) => Location::S3 { bucket: bucket.to_string(), key: key.to_string() },
+            None => Location::File(PathBuf::from(text)),
+        }
+    }
 }
 
 /// What the source says about an object (the crawler's context, kept as given).

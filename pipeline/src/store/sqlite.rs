@@ -1,5 +1,5 @@
-//! The SQLite store (sqlx, embedded migrations): runs, models, objects, results, failures.
-//! Writes go in batches, one transaction each; the primary keys make reruns idempotent.
+//! The SQLite store (sqlx, migrations in `migrations/sqlite`): the embedded default, one file,
+//! one machine. WAL journal, so readers (`tusk match`) run beside a scan.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -9,74 +9,17 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::{model_task_and_thresholds, Backend, ObjectRow, RunCounts, RunStatus, StoreError, StoredBox, HASH_VERSION};
 use crate::infer::ModelManifest;
 use crate::record::Record;
-use crate::reuse::features::ObjectFeatures;
 
-/// The hashing scheme objects are written with (1: pHash + dHash; 2: borders trimmed, PDQ
-/// added; 3: views and local features for re-post verification). Objects of an older version
-/// are processed again.
-pub const HASH_VERSION: i64 = 3;
-
-/// Why the store failed; fatal for a run (results cannot be kept).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The database could not be opened or created.
-    #[error("cannot open database {path}: {source}")]
-    Open {
-        /// The database path.
-        path: String,
-        /// sqlx's error.
-        source: sqlx::Error,
-    },
-    /// Migrations failed (often: a database from a newer tusk).
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A query failed.
-    #[error("database error: {0}")]
-    Query(#[from] sqlx::Error),
-}
-
-/// How a run ended, as stored in `runs.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    /// Every object was handled.
-    Done,
-    /// Stopped by Ctrl-C; a rerun resumes.
-    Interrupted,
-    /// Stopped by an error.
-    Failed,
-}
-
-impl RunStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Done => "done",
-            RunStatus::Interrupted => "interrupted",
-            RunStatus::Failed => "failed",
-        }
-    }
-}
-
-/// Counts stored with a finished run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunCounts {
-    /// Objects processed to a result.
-    pub processed: u64,
-    /// Objects skipped because they were already done.
-    pub skipped: u64,
-    /// Failure records written.
-    pub failed: u64,
-}
-
-/// The store.
+/// The SQLite store.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
@@ -97,7 +40,7 @@ impl Store {
                 path: path.display().to_string(),
                 source,
             })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -105,9 +48,11 @@ impl Store {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
 
-    /// Current scores of one model version, per object uri and label (for `tusk eval`).
-    pub async fn scores(&self, model: &str, version: &str, sha256: &str) -> Result<HashMap<String, HashMap<String, f32>>, StoreError> {
+#[async_trait::async_trait]
+impl Backend for SqliteStore {
+    async fn scores(&self, model: &str, version: &str, sha256: &str) -> Result<HashMap<String, HashMap<String, f32>>, StoreError> {
         let rows: Vec<(String, String, f64)> = sqlx::query_as(
             "SELECT o.uri, s.label, s.score FROM scores s \
              JOIN objects o ON o.id = s.object_id AND o.fingerprint = s.fingerprint \
@@ -126,9 +71,7 @@ impl Store {
         Ok(out)
     }
 
-    /// A model's boxes per uri: (label, score, `[x0, y0, x1, y1]`), weaker ones included when
-    /// the scan kept them (`tusk eval`).
-    pub async fn boxes(&self, model: &str, version: &str, sha256: &str) -> Result<HashMap<String, Vec<(String, f32, [f32; 4])>>, StoreError> {
+    async fn boxes(&self, model: &str, version: &str, sha256: &str) -> Result<HashMap<String, Vec<StoredBox>>, StoreError> {
         type Row = (String, String, f64, f64, f64, f64, f64);
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT o.uri, d.label, d.score, d.x0, d.y0, d.x1, d.y1 FROM detections d \
@@ -141,16 +84,14 @@ impl Store {
         .bind(sha256)
         .fetch_all(&self.pool)
         .await?;
-        let mut out: HashMap<String, Vec<(String, f32, [f32; 4])>> = HashMap::new();
+        let mut out: HashMap<String, Vec<StoredBox>> = HashMap::new();
         for (uri, label, score, x0, y0, x1, y1) in rows {
             out.entry(uri).or_default().push((label, score as f32, [x0, y0, x1, y1].map(|v| v as f32)));
         }
         Ok(out)
     }
 
-    /// Stored local features of the given objects (by object id), for verifying re-post
-    /// matches; objects without features are left out.
-    pub async fn features(&self, ids: &[i64]) -> Result<HashMap<i64, ObjectFeatures>, StoreError> {
+    async fn features(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<u8>>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(",");
@@ -161,26 +102,39 @@ impl Store {
             for id in chunk {
                 q = q.bind(id);
             }
-            for (id, data) in q.fetch_all(&self.pool).await? {
-                match ObjectFeatures::from_bytes(&data) {
-                    Ok(f) => {
-                        out.insert(id, f);
-                    }
-                    Err(e) => tracing::warn!(object_id = id, "{e}; the object is verified by the strict hash rule only"),
-                }
-            }
+            out.extend(q.fetch_all(&self.pool).await?);
         }
         Ok(out)
     }
 
-    /// Open failures as `stage/reason` per uri.
-    pub async fn failures(&self) -> Result<HashMap<String, String>, StoreError> {
+    async fn objects_since(&self, cursor: &str) -> Result<(Vec<ObjectRow>, String), StoreError> {
+        type Row = (i64, String, Option<String>, Option<String>, Option<String>, String, String, Option<String>, Option<i64>, Option<String>, String);
+        // `updated_at` has millisecond resolution and one writer commits at a time, so `>=`
+        // the last value seen misses nothing (rows of that same millisecond come again).
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, uri, seller_id, listing_id, platform, phash, dhash, pdq, pdq_quality, views, updated_at
+             FROM objects WHERE updated_at >= ? ORDER BY updated_at, id",
+        )
+        .bind(cursor)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut until = cursor.to_string();
+        let rows = rows
+            .into_iter()
+            .map(|(id, uri, seller_id, listing_id, platform, phash, dhash, pdq, pdq_quality, views, updated_at)| {
+                until = updated_at;
+                ObjectRow { id, uri, seller_id, listing_id, platform, phash, dhash, pdq, pdq_quality, views }
+            })
+            .collect();
+        Ok((rows, until))
+    }
+
+    async fn failures(&self) -> Result<HashMap<String, String>, StoreError> {
         let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT uri, stage, reason FROM failures").fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(|(uri, stage, reason)| (uri, format!("{stage}/{reason}"))).collect())
     }
 
-    /// Records a new run and the models it uses; returns the run id and each model's id.
-    pub async fn begin_run(&self, source: &str, models: &[ModelManifest]) -> Result<(i64, Vec<i64>), StoreError> {
+    async fn begin_run(&self, source: &str, models: &[ModelManifest]) -> Result<(i64, Vec<i64>), StoreError> {
         let mut tx = self.pool.begin().await?;
         let run_id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (tusk_version, source, status) VALUES (?, ?, 'running') RETURNING id",
@@ -191,8 +145,7 @@ impl Store {
         .await?;
         let mut ids = Vec::with_capacity(models.len());
         for m in models {
-            let thresholds: BTreeMap<&str, f32> = m.labels.iter().map(|l| (l.name.as_str(), l.threshold)).collect();
-            let task = serde_json::to_value(m.task).map(|v| v.as_str().unwrap_or("").to_string()).unwrap_or_default();
+            let (task, thresholds) = model_task_and_thresholds(m);
             sqlx::query(
                 "INSERT INTO models (name, version, sha256, task, thresholds) VALUES (?, ?, ?, ?, ?)
                  ON CONFLICT (name, version, sha256) DO UPDATE SET thresholds = excluded.thresholds",
@@ -201,7 +154,7 @@ impl Store {
             .bind(&m.version)
             .bind(m.sha256.to_ascii_lowercase())
             .bind(task)
-            .bind(serde_json::to_string(&thresholds).unwrap_or_default())
+            .bind(thresholds)
             .execute(&mut *tx)
             .await?;
             let id: i64 = sqlx::query_scalar("SELECT id FROM models WHERE name = ? AND version = ? AND sha256 = ?")
@@ -221,8 +174,7 @@ impl Store {
         Ok((run_id, ids))
     }
 
-    /// Marks a run finished with its counts.
-    pub async fn finish_run(&self, run_id: i64, status: RunStatus, counts: RunCounts) -> Result<(), StoreError> {
+    async fn finish_run(&self, run_id: i64, status: RunStatus, counts: RunCounts) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE runs SET status = ?, processed = ?, skipped = ?, failed = ?,
              finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
@@ -237,10 +189,7 @@ impl Store {
         Ok(())
     }
 
-    /// True when nothing is left to do for this object version: its hashes are of the current
-    /// [`HASH_VERSION`] and every model in `model_ids` has a result, or decoding these exact
-    /// bytes already failed (which would fail again).
-    pub async fn is_done(&self, uri: &str, fingerprint: &str, model_ids: &[i64]) -> Result<bool, StoreError> {
+    async fn is_done(&self, uri: &str, fingerprint: &str, model_ids: &[i64]) -> Result<bool, StoreError> {
         let row = sqlx::query(
             "SELECT o.id,
                     (SELECT group_concat(r.model_id) FROM results r
@@ -273,8 +222,7 @@ impl Store {
         Ok(permanent.is_some())
     }
 
-    /// Writes a batch of records in one transaction. `model_ids` maps model names to ids.
-    pub async fn write(&self, run_id: i64, records: &[Record], model_ids: &BTreeMap<String, i64>) -> Result<(), StoreError> {
+    async fn write(&self, run_id: i64, records: &[Record], model_ids: &BTreeMap<String, i64>) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for r in records {
             match &r.failure {
