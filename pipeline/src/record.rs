@@ -68,7 +68,7 @@ impl Failure {
 
 /// The perceptual hashes of one picture (64-bit pHash and dHash as 16 hex digits, 256-bit PDQ
 /// as 64, with PDQ's quality score).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Hashes {
     /// DCT hash (pHash).
     pub phash: u64,
