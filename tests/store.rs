@@ -186,6 +186,38 @@ async fn concurrent_writers_leave_one_result(store: Store) {
     assert!(boxes.values().all(|b| b.len() == 1), "one box per object, not one per writer");
 }
 
+/// A stored object reads back as the record that was written (scores, flagged boxes, hashes).
+async fn records_read_back(store: Store) {
+    let (run, ids) = begin(&store).await;
+    let mut r = result("r.jpg", "fp1", "ana", "listing-v1", 0.75, 7);
+    r.meta.meta = Some(serde_json::json!({"station": "gate-3"}));
+    store.write(run, std::slice::from_ref(&r), &ids).await.unwrap();
+    let id = store.object_id("r.jpg").await.unwrap().expect("stored");
+    assert_eq!(store.object_id("nope.jpg").await.unwrap(), None);
+    let back = store.record(id).await.unwrap().unwrap();
+    assert_eq!((back.uri.as_str(), back.fingerprint.as_deref(), back.width, back.height), ("r.jpg", Some("fp1"), Some(640), Some(480)));
+    assert_eq!(back.meta, r.meta);
+    assert_eq!(back.hashes, r.hashes);
+    assert_eq!(back.scores, r.scores);
+    assert_eq!(back.detections, r.detections);
+    assert_eq!(back.to_json_line(), r.to_json_line(), "the same JSON as the scan wrote");
+    assert!(store.record(id + 1000).await.unwrap().is_none());
+}
+
+/// Tokens: names unique, only hashes kept, revocation sticks.
+async fn tokens_are_kept_by_hash(store: Store) {
+    assert!(store.add_token("gate-3", "station", &"a".repeat(64)).await.unwrap());
+    assert!(!store.add_token("gate-3", "analyst", &"b".repeat(64)).await.unwrap(), "names are unique");
+    assert!(store.add_token("crawler-1", "crawler", &"c".repeat(64)).await.unwrap());
+    let t = store.tokens().await.unwrap();
+    assert_eq!(t.iter().map(|t| (t.name.as_str(), t.role.as_str(), t.revoked)).collect::<Vec<_>>(), [("gate-3", "station", false), ("crawler-1", "crawler", false)]);
+    assert_eq!(t[0].sha256, "a".repeat(64));
+    assert!(store.revoke_token("gate-3").await.unwrap());
+    assert!(!store.revoke_token("gate-3").await.unwrap(), "already revoked");
+    assert!(!store.revoke_token("nobody").await.unwrap());
+    assert!(store.tokens().await.unwrap()[0].revoked);
+}
+
 fn block_on<F: Future<Output = ()>>(f: F) {
     tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap().block_on(f)
 }
@@ -221,6 +253,8 @@ conformance!(
     features_round_trip,
     cursor_misses_nothing,
     concurrent_writers_leave_one_result,
+    records_read_back,
+    tokens_are_kept_by_hash,
 );
 
 /// `--db` takes a postgres url end to end: the demo scan, a rerun that does nothing, and the

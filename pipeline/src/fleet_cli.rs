@@ -176,7 +176,10 @@ pub fn run_worker(args: WorkerArgs) -> ExitCode {
         };
         // The models a scan with the same flags would run.
         let mut scan = ScanOptions::new(SourceSpec::Folder { root: ".".into(), kind: Default::default() }, args.db.clone(), PathBuf::new());
-        args.models.apply(&mut scan);
+        if let Err(e) = args.models.apply(&mut scan) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let limits = DecodeLimits { max_file_bytes: args.max_file_mb.saturating_mul(1024 * 1024), ..DecodeLimits::default() };
         let processor = match pipeline::load_manifests(&scan) {

@@ -15,6 +15,7 @@ pub mod infer;
 pub mod pipeline;
 pub mod record;
 pub mod reuse;
+pub mod serve;
 pub mod sink;
 mod simd;
 pub mod source;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 mod fleet_cli;
 mod reuse_cli;
+mod serve_cli;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tusk::decode::DecodeLimits;
@@ -51,6 +52,10 @@ enum Command {
     /// Claim jobs from the fleet's PostgreSQL queue and process them until stopped (SIGTERM
     /// finishes the batch in flight) or, with --until-empty, until none is left.
     Worker(Box<fleet_cli::WorkerArgs>),
+    /// Serve the HTTP API for X-ray stations, crawlers and analysts (see /v1/openapi.json).
+    Serve(Box<serve_cli::ServeArgs>),
+    /// Make, list or revoke the API tokens of `tusk serve`.
+    Token(serve_cli::TokenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -222,9 +227,11 @@ struct ScanArgs {
 /// Which models run; shared by `scan` and `worker`.
 #[derive(Debug, Args)]
 struct ModelArgs {
-    /// Folder holding one sub-folder per model, each with a model.toml.
-    #[arg(long, env = "TUSK_MODELS", default_value = "models")]
-    models: PathBuf,
+    /// Folder holding one sub-folder per model, each with a model.toml [default: the first of
+    /// ./models, models beside the executable, the checkout of a cargo-built executable,
+    /// /opt/tusk/models, /usr/local/share/tusk/models].
+    #[arg(long, env = "TUSK_MODELS")]
+    models: Option<PathBuf>,
     /// Run only these models (by name, repeatable); default: every model marked `default` for the
     /// object's kind.
     #[arg(long = "model")]
@@ -235,11 +242,40 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn apply(&self, opts: &mut ScanOptions) {
-        opts.models_dir = self.models.clone();
+    /// Sets the scan's models; an error (one line) when no models folder is found.
+    fn apply(&self, opts: &mut ScanOptions) -> Result<(), String> {
         opts.only_models = self.only_models.clone();
         opts.hash_only = self.hash_only;
+        if !self.hash_only {
+            opts.models_dir = find_models(self.models.as_deref())?;
+        }
+        Ok(())
     }
+}
+
+/// The models folder: the one given (which must exist), else the first that exists of
+/// ./models, `models` beside the executable, the checkout holding a cargo-built executable
+/// (target/{release,debug}/tusk → ../../models), /opt/tusk/models, /usr/local/share/tusk/models.
+fn find_models(given: Option<&std::path::Path>) -> Result<PathBuf, String> {
+    if let Some(dir) = given {
+        return if dir.is_dir() {
+            Ok(dir.to_path_buf())
+        } else {
+            Err(format!("models folder {} not found (from --models or TUSK_MODELS)", dir.display()))
+        };
+    }
+    let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(|p| p.to_path_buf()));
+    let mut tried = vec![PathBuf::from("models")];
+    if let Some(d) = &exe_dir {
+        tried.push(d.join("models"));
+        tried.push(d.join("../../models"));
+    }
+    tried.push(PathBuf::from("/opt/tusk/models"));
+    tried.push(PathBuf::from("/usr/local/share/tusk/models"));
+    tried.iter().find(|d| d.is_dir()).cloned().ok_or_else(|| {
+        let list: Vec<String> = tried.iter().map(|d| d.display().to_string()).collect();
+        format!("no models folder: pass --models DIR or set TUSK_MODELS (looked in {})", list.join(", "))
+    })
 }
 
 /// How to reach the object store; shared by every command that reads objects.
@@ -310,6 +346,8 @@ fn main() -> ExitCode {
         Command::Links(args) => reuse_cli::run_links(args),
         Command::Enqueue(args) => fleet_cli::run_enqueue(*args),
         Command::Worker(args) => fleet_cli::run_worker(*args),
+        Command::Serve(args) => serve_cli::run_serve(*args),
+        Command::Token(args) => serve_cli::run_token(args),
     }
 }
 
@@ -421,7 +459,10 @@ fn scan(args: ScanArgs) -> ExitCode {
         }
     };
     let mut opts = ScanOptions::new(source, args.db.clone(), PathBuf::new());
-    args.models.apply(&mut opts);
+    if let Err(e) = args.models.apply(&mut opts) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     opts.jsonl = args.jsonl.clone();
     opts.overlay = args.overlay.clone();
     if let Some(w) = args.workers {

@@ -121,7 +121,15 @@ pub fn file_name(uri: &str) -> String {
 }
 
 /// Draws the record's flagged boxes on `image` and writes it under `dir`; returns the path.
-pub fn write(dir: &Path, record: &Record, mut image: RgbImage) -> Result<PathBuf, image::ImageError> {
+pub fn write(dir: &Path, record: &Record, image: RgbImage) -> Result<PathBuf, image::ImageError> {
+    let path = dir.join(file_name(&record.uri));
+    render(record, image).save(&path)?;
+    Ok(path)
+}
+
+/// The review image: the record's flagged boxes drawn on `image`, each labelled with its label
+/// and score, one colour per label.
+pub fn render(record: &Record, mut image: RgbImage) -> RgbImage {
     let scale = (image.width().max(image.height()) / 500).clamp(1, 4) as i64;
     let mut labels: Vec<&str> = Vec::new();
     for d in record.detections.iter().filter(|d| d.flagged) {
@@ -136,9 +144,7 @@ pub fn write(dir: &Path, record: &Record, mut image: RgbImage) -> Result<PathBuf
         let ty = (b[1] as i64 - 9 * scale).max(0);
         draw_text(&mut image, b[0] as i64, ty, &text, scale, colour);
     }
-    let path = dir.join(file_name(&record.uri));
-    image.save(&path)?;
-    Ok(path)
+    image
 }
 
 #[cfg(test)]

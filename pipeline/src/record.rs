@@ -183,6 +183,11 @@ impl Record {
 
     /// The JSONL line (without the newline). Scores are rounded to 6 decimals.
     pub fn to_json_line(&self) -> String {
+        self.to_json().to_string()
+    }
+
+    /// The JSONL line's value (what the HTTP API answers too).
+    pub fn to_json(&self) -> serde_json::Value {
         let round = |x: f32| (x as f64 * 1e6).round() / 1e6;
         let scores: BTreeMap<&String, BTreeMap<&String, f64>> = self
             .scores
@@ -197,7 +202,7 @@ impl Record {
                 serde_json::json!({"model": d.model, "label": d.label, "score": round(d.score), "box": d.bbox})
             })
             .collect();
-        let value = serde_json::json!({
+        serde_json::json!({
             "schema_version": SCHEMA_VERSION,
             "uri": self.uri,
             "kind": self.meta.kind,
@@ -212,7 +217,6 @@ impl Record {
             "detections": detections,
             "flagged": self.flagged(),
             "failure": self.failure,
-        });
-        value.to_string()
+        })
     }
 }

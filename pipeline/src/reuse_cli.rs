@@ -7,9 +7,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, ValueEnum};
 use tusk::decode::{decode, DecodeLimits};
-use tusk::hash::PerceptualHasher;
 use tusk::reuse::export::{write_links, Format};
-use tusk::reuse::features::FeatureExtractor;
 use tusk::reuse::verify::Params;
 use tusk::reuse::{self, links, Catalog, HashKind, Match, Query, Rule};
 use tusk::store::{Db, Store};
@@ -135,28 +133,6 @@ fn load(db: &Db) -> Result<Loaded, ExitCode> {
     Ok(Loaded { rt, store, catalog })
 }
 
-/// One line of output: what was asked, what was found, and why it is (or is not) a match.
-fn match_json(catalog: &Catalog, query: &str, m: &Match) -> serde_json::Value {
-    let e = &catalog.entries[m.entry];
-    serde_json::json!({
-        "query": query,
-        "uri": e.uri,
-        "seller_id": e.seller_id,
-        "listing_id": e.listing_id,
-        "platform": e.platform,
-        "matched": m.matched,
-        "decided_by": m.decided_by,
-        "matched_by": m.matched_by,
-        "views": m.views,
-        "pdq_distance": m.pdq_distance,
-        "whole_pdq_distance": m.whole_pdq_distance,
-        "phash_distance": m.phash_distance,
-        "dhash_distance": m.dhash_distance,
-        "pdq_quality": e.pdq_quality,
-        "low_quality": m.low_quality,
-        "evidence": m.evidence,
-    })
-}
 
 /// One line of text for a match (or, with --explain, a rejected candidate).
 fn match_text(catalog: &Catalog, m: &Match, explain: bool) -> String {
@@ -215,13 +191,7 @@ pub fn run_match(args: MatchArgs) -> ExitCode {
     if let Some(path) = &args.image {
         let decoded = std::fs::read(path).map_err(|e| e.to_string()).and_then(|b| decode(&b, &DecodeLimits::default()).map_err(|e| e.to_string()));
         match decoded {
-            Ok(d) => {
-                let mut hasher = PerceptualHasher::new();
-                let (hashes, variants) = hasher.hash_query(&d.rgb);
-                let (_, views, photo) = hasher.hash_with_views(&d.rgb);
-                let features = FeatureExtractor::new().and_then(|mut x| x.extract(&photo)).map_err(|e| eprintln!("warning: no local features: {e}")).ok();
-                queries.push((path.display().to_string(), Query::from_image(&hashes, variants, &views, features.map(std::sync::Arc::new))));
-            }
+            Ok(d) => queries.push((path.display().to_string(), reuse::query_from_image(&d.rgb))),
             Err(e) => {
                 eprintln!("error: {}: {e}", path.display());
                 return ExitCode::from(2);
@@ -287,7 +257,7 @@ pub fn run_match(args: MatchArgs) -> ExitCode {
         text.push_str(&format!("{name}: {n} match{}\n", if n == 1 { "" } else { "es" }));
         for m in shown {
             text.push_str(&match_text(&catalog, m, args.explain));
-            rows.push(match_json(&catalog, &name, m));
+            rows.push(reuse::match_json(&catalog, &name, m));
         }
     }
     if args.json {
@@ -322,7 +292,7 @@ pub fn run_clusters(args: ClustersArgs) -> ExitCode {
     if args.json {
         let v: Vec<serde_json::Value> = clusters
             .iter()
-            .map(|c| serde_json::json!({"objects": c.members.len(), "sellers": c.sellers, "members": c.members.iter().map(|&p| &catalog.entries[p]).collect::<Vec<_>>()}))
+            .map(|c| reuse::cluster_json(catalog, c))
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return ExitCode::SUCCESS;

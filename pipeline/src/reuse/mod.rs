@@ -579,6 +579,48 @@ pub async fn matches(catalog: &Catalog, store: &Store, q: &Query, rule: &Rule, p
     Ok(found)
 }
 
+/// A query for a photo in hand: its hashes with PDQ's rotations and mirror images, its views,
+/// and its local features (`None`, logged, when OpenCV fails).
+pub fn query_from_image(rgb: &image::RgbImage) -> Query {
+    let mut hasher = crate::hash::PerceptualHasher::new();
+    let (hashes, variants) = hasher.hash_query(rgb);
+    let (_, views, photo) = hasher.hash_with_views(rgb);
+    let features = features::FeatureExtractor::new()
+        .and_then(|mut x| x.extract(&photo))
+        .map_err(|e| tracing::warn!("no local features for the query: {e}"))
+        .ok();
+    Query::from_image(&hashes, variants, &views, features.map(Arc::new))
+}
+
+/// One match as `tusk match --json` and the HTTP API report it: the stored object, the
+/// decision and its evidence.
+pub fn match_json(catalog: &Catalog, query: &str, m: &Match) -> serde_json::Value {
+    let e = &catalog.entries[m.entry];
+    serde_json::json!({
+        "query": query,
+        "uri": e.uri,
+        "seller_id": e.seller_id,
+        "listing_id": e.listing_id,
+        "platform": e.platform,
+        "matched": m.matched,
+        "decided_by": m.decided_by,
+        "matched_by": m.matched_by,
+        "views": m.views,
+        "pdq_distance": m.pdq_distance,
+        "whole_pdq_distance": m.whole_pdq_distance,
+        "phash_distance": m.phash_distance,
+        "dhash_distance": m.dhash_distance,
+        "pdq_quality": e.pdq_quality,
+        "low_quality": m.low_quality,
+        "evidence": m.evidence,
+    })
+}
+
+/// A cluster as `tusk clusters --json` and the HTTP API report it.
+pub fn cluster_json(catalog: &Catalog, c: &Cluster) -> serde_json::Value {
+    serde_json::json!({"objects": c.members.len(), "sellers": c.sellers, "members": c.members.iter().map(|&p| &catalog.entries[p]).collect::<Vec<_>>()})
+}
+
 /// The local features of a stored object, for a query made from it.
 pub async fn entry_features(catalog: &Catalog, store: &Store, pos: usize) -> Result<Option<Arc<ObjectFeatures>>, StoreError> {
     let id = catalog.entries[pos].id;

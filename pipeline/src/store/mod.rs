@@ -100,6 +100,21 @@ pub struct ObjectRow {
     pub views: Option<String>,
 }
 
+/// An API token as stored: never the token itself, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// Unique name (who holds it).
+    pub name: String,
+    /// `station`, `crawler`, `analyst` or `admin`.
+    pub role: String,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+    /// When it was made.
+    pub created_at: String,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
 /// A model's box on one object: (label, score, `[x0, y0, x1, y1]`).
 pub type StoredBox = (String, f32, [f32; 4]);
 
@@ -141,6 +156,55 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// next time. Rows near the cursor may come again (the catalog skips unchanged ones); none
     /// written after the previous call is missed.
     async fn objects_since(&self, cursor: &str) -> Result<(Vec<ObjectRow>, String), StoreError>;
+
+    /// The id of the object stored under `uri`.
+    async fn object_id(&self, uri: &str) -> Result<Option<i64>, StoreError>;
+
+    /// One stored object as a record: metadata, size, hashes, every score and the flagged
+    /// detections of its current bytes (no views or features).
+    async fn record(&self, id: i64) -> Result<Option<Record>, StoreError>;
+
+    /// Stores a new API token by its SHA-256; false when the name is taken.
+    async fn add_token(&self, name: &str, role: &str, sha256: &str) -> Result<bool, StoreError>;
+
+    /// Every API token, oldest first.
+    async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError>;
+
+    /// Revokes the token of this name; false when there is no such live token.
+    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+/// The columns of `objects` that [`Backend::record`] reads, in this order.
+type RecordRow = (String, String, String, Option<String>, Option<String>, Option<String>, Option<String>, i64, i64, String, String, Option<String>, Option<i64>);
+
+/// Builds a record from the object's row, its scores (model, label, score) and its flagged
+/// detections (model, label, score, box or none).
+fn record_from(row: RecordRow, scores: Vec<(String, String, f64)>, detections: Vec<(String, String, f64, Option<[f64; 4]>)>) -> Record {
+    let (uri, fingerprint, kind, listing_id, seller_id, platform, meta, width, height, phash, dhash, pdq, pdq_quality) = row;
+    let meta = crate::source::ObjectMeta {
+        kind: kind.parse().unwrap_or_default(),
+        listing_id,
+        seller_id,
+        platform,
+        meta: meta.and_then(|m| serde_json::from_str(&m).ok()),
+    };
+    let mut r = Record::new(uri, Some(fingerprint), meta);
+    r.width = Some(width as u32);
+    r.height = Some(height as u32);
+    r.hashes = Some(crate::record::Hashes {
+        phash: u64::from_str_radix(&phash, 16).unwrap_or(0),
+        dhash: u64::from_str_radix(&dhash, 16).unwrap_or(0),
+        pdq: pdq.as_deref().and_then(crate::hash::pdq::Pdq::from_hex).unwrap_or_default(),
+        pdq_quality: pdq_quality.unwrap_or(0).clamp(0, 100) as u8,
+    });
+    for (model, label, score) in scores {
+        r.scores.entry(model).or_default().insert(label, score as f32);
+    }
+    r.detections = detections
+        .into_iter()
+        .map(|(model, label, score, bbox)| crate::record::Detection { model, label, score: score as f32, bbox: bbox.map(|b| b.map(|v| v as f32)), flagged: true })
+        .collect();
+    r
 }
 
 /// A model's task and its thresholds (a JSON object label → threshold), as `models` stores them.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::{model_task_and_thresholds, Backend, ObjectRow, RunCounts, RunStatus, StoreError, StoredBox, HASH_VERSION};
+use super::{record_from, RecordRow, TokenRow, model_task_and_thresholds, Backend, ObjectRow, RunCounts, RunStatus, StoreError, StoredBox, HASH_VERSION};
 use crate::infer::ModelManifest;
 use crate::record::Record;
 
@@ -217,6 +217,62 @@ impl Backend for PgStore {
             None => cursor.to_string(),
         };
         Ok((rows, next))
+    }
+
+    async fn object_id(&self, uri: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM objects WHERE uri = $1").bind(uri).fetch_optional(&self.pool).await?)
+    }
+
+    async fn record(&self, id: i64) -> Result<Option<Record>, StoreError> {
+        let row: Option<RecordRow> = sqlx::query_as(
+            "SELECT uri, fingerprint, kind, listing_id, seller_id, platform, meta, width, height, phash, dhash, pdq, pdq_quality
+             FROM objects WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let scores: Vec<(String, String, f64)> = sqlx::query_as(
+            "SELECT m.name, s.label, s.score FROM scores s JOIN objects o ON o.id = s.object_id AND o.fingerprint = s.fingerprint
+             JOIN models m ON m.id = s.model_id WHERE s.object_id = $1 ORDER BY m.name, s.label",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        type Det = (String, String, f64, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+        let detections: Vec<Det> = sqlx::query_as(
+            "SELECT m.name, d.label, d.score, d.x0, d.y0, d.x1, d.y1 FROM detections d JOIN objects o ON o.id = d.object_id AND o.fingerprint = d.fingerprint
+             JOIN models m ON m.id = d.model_id WHERE d.object_id = $1 AND d.flagged = TRUE ORDER BY d.score DESC, d.id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let detections = detections
+            .into_iter()
+            .map(|(m, l, s, x0, y0, x1, y1)| (m, l, s, x0.zip(y0).zip(x1).zip(y1).map(|(((a, b), c), d)| [a, b, c, d])))
+            .collect();
+        Ok(Some(record_from(row, scores, detections)))
+    }
+
+    async fn add_token(&self, name: &str, role: &str, sha256: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("INSERT INTO tokens (name, role, sha256) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(role)
+            .bind(sha256)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let rows: Vec<(String, String, String, String, bool)> =
+            sqlx::query_as("SELECT name, role, sha256, CAST(created_at AS TEXT), revoked_at IS NOT NULL FROM tokens ORDER BY id").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(name, role, sha256, created_at, revoked)| TokenRow { name, role, sha256, created_at, revoked }).collect())
+    }
+
+    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tokens SET revoked_at = clock_timestamp() WHERE name = $1 AND revoked_at IS NULL").bind(name).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 
