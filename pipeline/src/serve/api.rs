@@ -56,8 +56,37 @@ fn query(uri: &Uri, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiErr
     Ok(q)
 }
 
-/// The posted picture: a known content type, not empty, within the body limit.
-async fn picture(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+/// Reads the whole body: up to the limit, it is kept; past it, the rest is read and dropped
+/// (up to 16 × the limit), so the client finishes sending and hears the 413.
+async fn read_body(app: &App, body: Body) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let limit = app.opts.max_body_bytes;
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("body_unreadable", format!("the body broke off: {e}")))?;
+        seen += chunk.len();
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_mul(16) {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is over --max-body-mb ({limit} bytes)")));
+    }
+    Ok(kept)
+}
+
+/// The caller (with the role `needed`) and the posted picture: a known content type, not
+/// empty, within the body limit. The body is read even when the answer is an error, so the
+/// client always gets it.
+async fn authorised_picture(app: &App, headers: &HeaderMap, body: Body, needed: Role) -> Result<(Caller, Vec<u8>), ApiError> {
+    let who = caller(app, headers, Some(needed)).await;
+    let bytes = read_body(app, body).await;
+    let who = who?;
+    let bytes = bytes?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if ct == "application/dicom" {
@@ -70,13 +99,10 @@ async fn picture(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, 
             format!("Content-Type {ct:?} is not one of {}", IMAGE_TYPES.join(", ")),
         ));
     }
-    let bytes = axum::body::to_bytes(body, app.opts.max_body_bytes).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is over --max-body-mb ({} bytes)", app.opts.max_body_bytes))
-    })?;
     if bytes.is_empty() {
-        return Err(ApiError::bad_request("empty_body", "the body is empty"));
+        return Err(ApiError::bad_request("empty_file", "the body is empty"));
     }
-    Ok(bytes.to_vec())
+    Ok((who, bytes))
 }
 
 /// Runs one picture through the models and stores it: its record, or the failure as an error.
@@ -161,9 +187,8 @@ fn keep_upload(app: &App, sha: &str, bytes: &[u8]) {
               (status = 422, description = "the picture cannot be decoded: the code is the failure reason"), (status = 503, description = "full: retry")),
     security(("bearer" = [])))]
 pub async fn post_scan(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, body: Body) -> Result<Json<serde_json::Value>, ApiError> {
-    caller(&app, &headers, Some(Role::Station)).await?;
+    let (_, bytes) = authorised_picture(&app, &headers, body, Role::Station).await?;
     let q = query(&uri, &["station", "parcel"])?;
-    let bytes = picture(&app, &headers, body).await?;
     let sha = hex::encode(Sha256::digest(&bytes));
     let extra = (!q.is_empty()).then(|| serde_json::json!(q));
     let meta = ObjectMeta { kind: Kind::Xray, meta: extra, ..Default::default() };
@@ -180,9 +205,8 @@ pub async fn post_scan(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri
               (status = 403, description = "not a crawler or admin token"), (status = 422, description = "the picture cannot be decoded"), (status = 503, description = "full: retry")),
     security(("bearer" = [])))]
 pub async fn post_listing(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, body: Body) -> Result<Json<serde_json::Value>, ApiError> {
-    caller(&app, &headers, Some(Role::Crawler)).await?;
+    let (_, bytes) = authorised_picture(&app, &headers, body, Role::Crawler).await?;
     let mut q = query(&uri, &["listing_id", "seller_id", "platform"])?;
-    let bytes = picture(&app, &headers, body).await?;
     let sha = hex::encode(Sha256::digest(&bytes));
     let meta = ObjectMeta { kind: Kind::Listing, listing_id: q.remove("listing_id"), seller_id: q.remove("seller_id"), platform: q.remove("platform"), meta: None };
     let part = |v: &Option<String>| v.as_deref().map(|s| s.replace('/', "%2F")).unwrap_or_else(|| "-".into());
@@ -269,9 +293,8 @@ pub async fn get_match(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri
 #[utoipa::path(post, path = "/v1/match", request_body(content_type = "image/jpeg", description = "a photo"),
     responses((status = 200, description = "{\"matches\": [...]}"), (status = 422, description = "the picture cannot be decoded")), security(("bearer" = [])))]
 pub async fn post_match(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, body: Body) -> Result<Json<serde_json::Value>, ApiError> {
-    caller(&app, &headers, Some(Role::Analyst)).await?;
+    let (_, bytes) = authorised_picture(&app, &headers, body, Role::Analyst).await?;
     query(&uri, &[])?;
-    let bytes = picture(&app, &headers, body).await?;
     let limits = app.opts.limits;
     let q = tokio::task::spawn_blocking(move || crate::decode::decode(&bytes, &limits).map(|d| reuse::query_from_image(&d.rgb)))
         .await

@@ -40,7 +40,7 @@ impl ApiError {
     /// The status a picture's failure reason maps to.
     pub fn from_failure(reason: &str, message: &str) -> Self {
         let status = match reason {
-            "file_too_large" | "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+            "file_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
             "inference_error" | "decoder_panic" => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
