@@ -30,5 +30,7 @@ COPY datasets/demo /opt/tusk/datasets/demo
 ENV TUSK_MODELS=/opt/tusk/models \
     ORT_DYLIB_PATH=/usr/local/lib/libonnxruntime.so
 WORKDIR /work
+# tusk serve --listen 0.0.0.0:8080 (the default listen address is loopback)
+EXPOSE 8080
 ENTRYPOINT ["tusk"]
 CMD ["scan", "/opt/tusk/datasets/demo/manifest.jsonl", "--db", "/work/tusk.db", "--jsonl", "/work/tusk.jsonl"]

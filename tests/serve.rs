@@ -225,7 +225,7 @@ fn endpoints_roles_reposts_and_operations() {
     assert_eq!(s.call("GET", "/readyz", None, None).status, 200);
     let metrics = String::from_utf8(s.call("GET", "/metrics", None, None).bytes).unwrap();
     assert!(metrics.contains("tusk_http_requests_total{route=\"/v1/scans\",status=\"200\"}"), "{metrics}");
-    assert!(metrics.contains("tusk_http_request_duration_seconds_bucket{route=\"/v1/scans\",le=\"0.1\"}"));
+    assert!(metrics.contains("tusk_http_request_duration_seconds_bucket{route=\"/v1/scans\",status=\"2xx\",le=\"0.1\"}"));
     assert!(metrics.contains("tusk_inference_seconds_count{model=\"xray-v1\"}"));
     assert!(!s.log().contains(&s.station), "no token in the log");
 

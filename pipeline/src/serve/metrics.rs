@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Upper bounds (seconds) of the latency buckets.
-const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 17] = [0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0, 2.5, 10.0];
 
 /// One histogram: counts per bucket, sum and count.
 #[derive(Debug, Default, Clone)]
@@ -44,7 +44,7 @@ impl Histogram {
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    latency: Mutex<BTreeMap<(String, &'static str), Histogram>>,
     inference: Mutex<BTreeMap<String, Histogram>>,
     flagged: Mutex<BTreeMap<String, u64>>,
     in_flight: AtomicI64,
@@ -55,7 +55,12 @@ impl Metrics {
     /// A finished request.
     pub fn request(&self, route: &str, status: u16, secs: f64) {
         *self.requests.lock().unwrap_or_else(|e| e.into_inner()).entry((route.to_string(), status)).or_default() += 1;
-        self.latency.lock().unwrap_or_else(|e| e.into_inner()).entry(route.to_string()).or_default().observe(secs);
+        let class = match status {
+            200..=299 => "2xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.latency.lock().unwrap_or_else(|e| e.into_inner()).entry((route.to_string(), class)).or_default().observe(secs);
     }
 
     /// Time spent running the models on one request's object.
@@ -85,9 +90,9 @@ impl Metrics {
         for ((route, status), n) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(out, "tusk_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
         }
-        out.push_str("# HELP tusk_http_request_duration_seconds Request latency by route.\n# TYPE tusk_http_request_duration_seconds histogram\n");
-        for (route, h) in self.latency.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            h.render(&mut out, "tusk_http_request_duration_seconds", &format!("route=\"{route}\""));
+        out.push_str("# HELP tusk_http_request_duration_seconds Request latency by route and status class.\n# TYPE tusk_http_request_duration_seconds histogram\n");
+        for ((route, class), h) in self.latency.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            h.render(&mut out, "tusk_http_request_duration_seconds", &format!("route=\"{route}\",status=\"{class}\""));
         }
         out.push_str("# HELP tusk_inference_seconds Decode, hash and inference time per object by model set.\n# TYPE tusk_inference_seconds histogram\n");
         for (model, h) in self.inference.lock().unwrap_or_else(|e| e.into_inner()).iter() {
