@@ -29,15 +29,21 @@ fn tusk_cmd(args: &[&str]) -> Command {
 impl Server {
     fn start(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("serve.db");
+        let db = dir.path().join("serve.db").display().to_string();
+        Self::start_on(dir, &db, extra)
+    }
+
+    /// Starts on the store `db` (a SQLite path or a postgres:// url).
+    fn start_on(dir: tempfile::TempDir, db: &str, extra: &[&str]) -> Self {
         let token = |role: &str| {
-            let out = common::succeeded(tusk_cmd(&["token", "create", "--role", role, "--name", role, "--db", db.to_str().unwrap()]).output().unwrap(), "token create");
+            let out = common::succeeded(tusk_cmd(&["token", "create", "--role", role, "--name", role, "--db", db]).output().unwrap(), "token create");
             out.trim().to_string()
         };
         let (station, crawler, analyst, admin) = (token("station"), token("crawler"), token("analyst"), token("admin"));
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
-        let child = tusk_cmd(&["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", db.to_str().unwrap()])
+        let data = dir.path().join("data");
+        let child = tusk_cmd(&["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", db, "--data", data.to_str().unwrap()])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
@@ -328,6 +334,21 @@ fn overload_is_shed_with_503() {
     assert!(shed.iter().all(|r| r.retry_after.as_deref() == Some("1") && r.code() == "overloaded"));
     let metrics = String::from_utf8(s.call("GET", "/metrics", None, None).bytes).unwrap();
     assert!(metrics.contains(&format!("tusk_http_shed_total {}", shed.len())), "{metrics}");
+    // Clients that hang up mid-request cancel nothing halfway: the server keeps answering.
+    for ms in [10, 20, 30, 40, 60, 80] {
+        let req = ureq::post(&s.url("/v1/scans")).timeout(Duration::from_millis(ms));
+        let _ = req.set("Authorization", &format!("Bearer {}", s.station)).set("Content-Type", content_type(path)).send_bytes(&scan);
+    }
+    let started = Instant::now();
+    loop {
+        let r = s.call("POST", "/v1/scans", Some(&s.station), Some((content_type(path), &scan)));
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.bytes));
+        assert!(started.elapsed() < Duration::from_secs(30), "no answer after clients hung up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// SIGTERM while stations are posting: every scan that got a 200 is stored, the server exits 0.
@@ -365,4 +386,21 @@ fn graceful_shutdown_loses_no_accepted_scan() {
     for id in accepted {
         assert_eq!(common::count(&s.db(), &format!("SELECT COUNT(*) FROM objects WHERE id = {id}")), 1, "accepted scan {id} not stored");
     }
+}
+
+/// The service on the fleet's PostgreSQL store: a re-post is matched, and what the service
+/// stored is what `tusk match` reads from the same database.
+#[test]
+fn serves_from_a_postgres_store() {
+    let pg = common::pgserver::PgServer::start();
+    let url = pg.new_database();
+    let s = Server::start_on(tempfile::tempdir().unwrap(), &url, &[]);
+    let first = s.call("POST", "/v1/listings?seller_id=ana", Some(&s.crawler), Some(("image/jpeg", &demo("met_ivory_41975.jpg"))));
+    assert_eq!(first.status, 200, "{}", String::from_utf8_lossy(&first.bytes));
+    let repost = s.call("POST", "/v1/listings?seller_id=zed", Some(&s.crawler), Some(("image/jpeg", &demo("reposted_ivory_41975.jpg")))).json();
+    assert_eq!(repost["matches"][0]["seller_id"], "ana", "{repost}");
+    let out = common::succeeded(tusk_cmd(&["match", "--seller", "zed", "--db", &url, "--json"]).output().unwrap(), "tusk match");
+    let found: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(found[0]["seller_id"], "ana");
+    assert_eq!(common::pgserver::psql(&url, "SELECT COUNT(*) FROM objects"), "2");
 }

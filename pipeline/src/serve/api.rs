@@ -106,31 +106,38 @@ async fn authorised_picture(app: &App, headers: &HeaderMap, body: Body, needed: 
 }
 
 /// Runs one picture through the models and stores it: its record, or the failure as an error.
-async fn process_and_store(app: &App, uri: String, meta: ObjectMeta, bytes: Vec<u8>) -> Result<(Record, i64), ApiError> {
-    let Ok(_permit) = app.work.try_acquire() else {
+/// The work runs in a task of its own: a client that hangs up does not cancel it halfway (its
+/// picture is still stored, and the model sessions it holds go back to the pool).
+async fn process_and_store(app: &Arc<App>, uri: String, meta: ObjectMeta, bytes: Vec<u8>) -> Result<(Record, i64), ApiError> {
+    let Ok(permit) = app.work.clone().try_acquire_owned() else {
         app.metrics.shed();
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at --max-in-flight; retry after a second"));
     };
-    app.metrics.in_flight(1);
-    let _gauge = scopeguard(|| app.metrics.in_flight(-1));
-    let fingerprint = hex::encode(Sha256::digest(&bytes));
-    let item = Item { uri: uri.clone(), location: Location::File(uri.clone().into()), fingerprint: Some(fingerprint.clone()), meta };
-    let started = Instant::now();
-    let record = app.processor.process(vec![(item, fingerprint, bytes)]).await.remove(0);
-    let names: Vec<&str> = app.processor.manifests().iter().filter(|m| m.kinds.contains(&record.meta.kind)).map(|m| m.name.as_str()).collect();
-    app.metrics.inference(&names.join("+"), started.elapsed().as_secs_f64());
-    app.store.write(app.run_id, std::slice::from_ref(&record), &app.model_ids).await.map_err(ApiError::store)?;
-    if let Some(f) = &record.failure {
-        return Err(ApiError::from_failure(&f.reason, &f.message));
-    }
-    let mut labels: Vec<&str> = record.detections.iter().filter(|d| d.flagged).map(|d| d.label.as_str()).collect();
-    labels.sort_unstable();
-    labels.dedup();
-    for l in labels {
-        app.metrics.flagged(l);
-    }
-    let id = app.store.object_id(&uri).await.map_err(ApiError::store)?.ok_or_else(|| ApiError::store("the object just written is missing"))?;
-    Ok((record, id))
+    let app = app.clone();
+    let task = tokio::spawn(async move {
+        let _permit = permit;
+        app.metrics.in_flight(1);
+        let _gauge = scopeguard(|| app.metrics.in_flight(-1));
+        let fingerprint = hex::encode(Sha256::digest(&bytes));
+        let item = Item { uri: uri.clone(), location: Location::File(uri.clone().into()), fingerprint: Some(fingerprint.clone()), meta };
+        let started = Instant::now();
+        let record = app.processor.process(vec![(item, fingerprint, bytes)]).await.remove(0);
+        let names: Vec<&str> = app.processor.manifests().iter().filter(|m| m.kinds.contains(&record.meta.kind)).map(|m| m.name.as_str()).collect();
+        app.metrics.inference(&names.join("+"), started.elapsed().as_secs_f64());
+        app.store.write(app.run_id, std::slice::from_ref(&record), &app.model_ids).await.map_err(ApiError::store)?;
+        if let Some(f) = &record.failure {
+            return Err(ApiError::from_failure(&f.reason, &f.message));
+        }
+        let mut labels: Vec<&str> = record.detections.iter().filter(|d| d.flagged).map(|d| d.label.as_str()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        for l in labels {
+            app.metrics.flagged(l);
+        }
+        let id = app.store.object_id(&uri).await.map_err(ApiError::store)?.ok_or_else(|| ApiError::store("the object just written is missing"))?;
+        Ok((record, id))
+    });
+    task.await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("processing failed: {e}")))?
 }
 
 /// Runs `f` when dropped.

@@ -52,7 +52,7 @@ pub struct App {
     run_id: i64,
     model_ids: BTreeMap<String, i64>,
     catalog: tokio::sync::RwLock<Catalog>,
-    work: tokio::sync::Semaphore,
+    work: Arc<tokio::sync::Semaphore>,
     uploads: PathBuf,
     opts: ServeOptions,
 }
@@ -112,7 +112,7 @@ impl App {
             run_id,
             model_ids,
             catalog: tokio::sync::RwLock::new(catalog),
-            work: tokio::sync::Semaphore::new(opts.max_in_flight.max(1)),
+            work: Arc::new(tokio::sync::Semaphore::new(opts.max_in_flight.max(1))),
             uploads,
             opts,
         })

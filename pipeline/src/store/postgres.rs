@@ -13,8 +13,10 @@ use crate::infer::ModelManifest;
 use crate::record::Record;
 
 /// How far back `objects_since` reaches before the newest row it returned: a row is stamped
-/// when written but seen when its transaction commits, and a batch commits well within this.
-const CURSOR_OVERLAP_US: i64 = 60_000_000;
+/// when written but seen when its transaction commits, and a batch (at most a few hundred
+/// milliseconds between its first write and its commit) commits well within this. Small, since
+/// `tusk serve` refreshes its catalog on every listing and re-reads this window each time.
+const CURSOR_OVERLAP_US: i64 = 10_000_000;
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
