@@ -4,7 +4,7 @@
 #     concurrent workers (pipeline/examples/queue_bench.rs) — jobs/s, goal >= 1,000;
 #  2. real work: COUNT (default 1,000) real listing photos from ../shared/datasets/listing,
 #     `tusk enqueue` then 1 and then 2 `tusk worker --until-empty` processes (default models),
-#     each on a fresh database — objects/s, and the ratio.
+#     each on a fresh database — objects/s, the ratio, and `tusk scan` on the same photos.
 #   scripts/bench/fleet.sh            COUNT=2000 scripts/bench/fleet.sh
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -52,3 +52,6 @@ for workers in 1 2; do
   echo "$workers worker(s): $done_n objects in $(python3 -c "print(f'{$end - $start:.1f}')") s = ${rate[$workers]} objects/s"
 done
 python3 -c "print(f'2 workers / 1 worker: {${rate[2]} / ${rate[1]}:.2f}x')"
+# The same photos through one `tusk scan` (its pipelined stages, SQLite), for comparison.
+scan_out="$(target/release/tusk scan "$images" --db "$work/scan.db" --progress off 2>/dev/null | grep -oE '[0-9.]+ images/s')"
+echo "tusk scan on the same photos: $scan_out; 1 worker / scan: $(python3 -c "print(f'{${rate[1]} / ${scan_out% images/s}:.2f}x')")"
