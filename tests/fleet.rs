@@ -189,6 +189,7 @@ fn workers_survive_a_database_restart() {
     let args = ["--batch", "16", "--until-empty", "--lease", "5s"];
     let mut workers: Vec<Child> = (0..2).map(|i| fleet.worker(&format!("w{i}"), &args)).collect();
     fleet.wait_for("SELECT COUNT(*) FROM jobs WHERE state = 'done'", 48, Duration::from_secs(300));
+    let done_before = fleet.count("SELECT COUNT(*) FROM jobs WHERE state = 'done'");
     fleet.pg.stop();
     std::thread::sleep(Duration::from_secs(3));
     fleet.pg.start_again();
@@ -196,9 +197,8 @@ fn workers_survive_a_database_restart() {
         let status = wait(w, Duration::from_secs(600));
         assert!(status.success(), "worker {i}: {status:?} {:?}", fleet.output(&format!("w{i}")));
     }
-    let errs: String = (0..2).map(|i| fleet.output(&format!("w{i}")).1).collect();
-    // The workers saw the server go (their connections were cut) and waited for it.
-    assert!(errs.contains("terminating connection") || errs.contains("retrying"), "the outage was not seen: {errs}");
+    // The database went away mid-run (nothing can be completed while it is down).
+    assert!(done_before < n as i64, "the work was finished before the restart");
     fleet.assert_exactly_once(n as i64);
 }
 
