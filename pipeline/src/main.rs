@@ -83,9 +83,10 @@ struct EvalArgs {
     /// re-scanning [default: a temporary SQLite file, removed afterwards].
     #[arg(long)]
     db: Option<Db>,
-    /// Folder holding one sub-folder per model, each with a model.toml.
-    #[arg(long, env = "TUSK_MODELS", default_value = "models")]
-    models: PathBuf,
+    /// Folder holding one sub-folder per model, each with a model.toml [default: found as for
+    /// `tusk scan --models`].
+    #[arg(long, env = "TUSK_MODELS")]
+    models: Option<PathBuf>,
     /// Measure only these models (by name, repeatable); default: the default models for the kind.
     #[arg(long = "model")]
     only_models: Vec<String>,
@@ -137,9 +138,10 @@ enum ProgressArg {
 
 #[derive(Debug, Args)]
 struct ModelsArgs {
-    /// Folder holding one sub-folder per model, each with a model.toml.
-    #[arg(long, env = "TUSK_MODELS", default_value = "models")]
-    models: PathBuf,
+    /// Folder holding one sub-folder per model, each with a model.toml [default: found as for
+    /// `tusk scan --models`].
+    #[arg(long, env = "TUSK_MODELS")]
+    models: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -372,7 +374,17 @@ fn eval(args: EvalArgs) -> ExitCode {
         }
     };
     let source = SourceSpec::Folder { root: args.source.clone(), kind };
-    let mut opts = ScanOptions::new(source, db, args.models.clone());
+    let models = match find_models(args.models.as_deref()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if args.db.is_none() {
+                let _ = std::fs::remove_dir_all(&temp);
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let mut opts = ScanOptions::new(source, db, models);
     opts.only_models = args.only_models.clone();
     if let Some(t) = args.threads {
         opts.threads = t.max(1);
@@ -414,7 +426,14 @@ fn exit_code(e: &ScanError) -> u8 {
 }
 
 fn models(args: ModelsArgs) -> ExitCode {
-    let manifests = match manifest::discover(&args.models) {
+    let dir = match find_models(args.models.as_deref()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let manifests = match manifest::discover(&dir) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
