@@ -8,7 +8,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::pgserver::{psql, PgServer};
-use common::s3server::{put_small_jpegs, S3Server, ACCESS_KEY, SECRET_KEY};
+use common::s3server::{put_small_jpegs, S3Server};
 
 const BUCKET: &str = "fleet";
 
@@ -32,15 +32,8 @@ impl Fleet {
     /// A tusk command aimed at this fleet's servers.
     fn tusk(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tusk"));
-        cmd.args(args)
-            .args(["--db", &self.url, "--endpoint-url", &self.s3.endpoint(), "--path-style"])
-            .env("TUSK_MODELS", common::models_dir())
-            .env("TUSK_LOG", "tusk=info,warn")
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL");
+        cmd.args(args).args(["--db", &self.url]).env("TUSK_LOG", "tusk=info,warn");
+        S3Server::aim(&mut cmd, &self.s3.endpoint());
         cmd
     }
 

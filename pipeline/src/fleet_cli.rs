@@ -18,7 +18,7 @@ use tusk::source::SourceSpec;
 use tusk::store::postgres::PgStore;
 use tusk::store::Db;
 
-use crate::{parse_duration, runtime, KindArg, ModelArgs, S3Args};
+use crate::{interrupted, parse_duration, runtime, sigterm, KindArg, ModelArgs, S3Args};
 
 /// `tusk enqueue`.
 #[derive(Debug, Args)]
@@ -96,18 +96,9 @@ async fn fleet_store(db: &Db) -> Result<PgStore, ExitCode> {
 /// Sets `stop` on SIGTERM or Ctrl-C; a second one exits at once.
 fn stop_on_signals(stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term = sigterm();
         for round in 0..2 {
-            let terminated = async {
-                match term.as_mut() {
-                    Some(t) => t.recv().await.map(|_| ()),
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminated => {}
-            }
+            interrupted(&mut term).await;
             if round == 1 {
                 std::process::exit(130);
             }

@@ -316,6 +316,28 @@ impl S3Args {
     }
 }
 
+/// The SIGTERM listener of a long-running command, made once so no signal between two waits
+/// is missed (`None` where it cannot be installed: then only Ctrl-C stops).
+fn sigterm() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
+}
+
+/// Waits for Ctrl-C or SIGTERM (deploys, `systemctl stop`, Kubernetes).
+async fn interrupted(term: &mut Option<tokio::signal::unix::Signal>) {
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+}
+
 /// Parses `30s`, `2m`, `500ms`, `1h` or plain seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

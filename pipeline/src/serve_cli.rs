@@ -12,7 +12,7 @@ use tusk::serve::{self, auth, App, ServeOptions};
 use tusk::source::SourceSpec;
 use tusk::store::{Db, Store};
 
-use crate::{runtime, ModelArgs};
+use crate::{interrupted, runtime, sigterm, ModelArgs};
 
 /// `tusk serve`.
 #[derive(Debug, Args)]
@@ -110,18 +110,9 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!("tusk serve: listening on http://{addr} (store {})", args.db);
         println!("tusk serve: listening on http://{addr}");
-        let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let terminated = async {
-                match term.as_mut() {
-                    Some(t) => t.recv().await.map(|_| ()),
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminated => {}
-            }
+        let mut term = sigterm();
+        let shutdown = async move {
+            interrupted(&mut term).await;
             tracing::info!("tusk serve: stopping — answering the requests in flight");
         };
         match serve::run(Arc::new(app), listener, shutdown).await {

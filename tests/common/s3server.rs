@@ -157,16 +157,20 @@ impl S3Server {
     /// A `tusk scan` command aimed at `endpoint` with the test credentials.
     pub fn tusk_scan_at(endpoint: &str, source: &str, db: &Path, extra: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tusk"));
-        cmd.args(["scan", source, "--db", db.to_str().unwrap(), "--progress", "off"])
-            .args(["--endpoint-url", endpoint, "--path-style"])
-            .args(extra)
+        cmd.args(["scan", source, "--db", db.to_str().unwrap(), "--progress", "off"]).args(extra);
+        Self::aim(&mut cmd, endpoint);
+        cmd
+    }
+
+    /// Points a tusk command at `endpoint` with the test credentials (and the test models).
+    pub fn aim(cmd: &mut Command, endpoint: &str) {
+        cmd.args(["--endpoint-url", endpoint, "--path-style"])
             .env("TUSK_MODELS", super::models_dir())
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_ENDPOINT_URL");
-        cmd
     }
 
     /// Runs `tusk_scan` to the end and asserts success; returns stdout.

@@ -108,7 +108,8 @@ async fn authorised_picture(app: &App, headers: &HeaderMap, body: Body, needed: 
 /// Runs one picture through the models and stores it: its record, or the failure as an error.
 /// The work runs in a task of its own: a client that hangs up does not cancel it halfway (its
 /// picture is still stored, and the model sessions it holds go back to the pool).
-async fn process_and_store(app: &Arc<App>, uri: String, meta: ObjectMeta, bytes: Vec<u8>) -> Result<(Record, i64), ApiError> {
+/// `sha` is the bytes' SHA-256 (hex), the object version's fingerprint.
+async fn process_and_store(app: &Arc<App>, uri: String, meta: ObjectMeta, bytes: Vec<u8>, sha: String) -> Result<(Record, i64), ApiError> {
     let Ok(permit) = app.work.clone().try_acquire_owned() else {
         app.metrics.shed();
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at --max-in-flight; retry after a second"));
@@ -118,10 +119,9 @@ async fn process_and_store(app: &Arc<App>, uri: String, meta: ObjectMeta, bytes:
         let _permit = permit;
         app.metrics.in_flight(1);
         let _gauge = scopeguard(|| app.metrics.in_flight(-1));
-        let fingerprint = hex::encode(Sha256::digest(&bytes));
-        let item = Item { uri: uri.clone(), location: Location::File(uri.clone().into()), fingerprint: Some(fingerprint.clone()), meta };
+        let item = Item { uri: uri.clone(), location: Location::File(uri.clone().into()), fingerprint: Some(sha.clone()), meta };
         let started = Instant::now();
-        let record = app.processor.process(vec![(item, fingerprint, bytes)]).await.remove(0);
+        let record = app.processor.process(vec![(item, sha, bytes)]).await.remove(0);
         let names: Vec<&str> = app.processor.manifests().iter().filter(|m| m.kinds.contains(&record.meta.kind)).map(|m| m.name.as_str()).collect();
         app.metrics.inference(&names.join("+"), started.elapsed().as_secs_f64());
         app.store.write(app.run_id, std::slice::from_ref(&record), &app.model_ids).await.map_err(ApiError::store)?;
@@ -200,7 +200,7 @@ pub async fn post_scan(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri
     let extra = (!q.is_empty()).then(|| serde_json::json!(q));
     let meta = ObjectMeta { kind: Kind::Xray, meta: extra, ..Default::default() };
     keep_upload(&app, &sha, &bytes);
-    let (record, id) = process_and_store(&app, format!("upload://scans/{sha}"), meta, bytes).await?;
+    let (record, id) = process_and_store(&app, format!("upload://scans/{sha}"), meta, bytes, sha).await?;
     Ok(Json(answer(&app, &record, id)))
 }
 
@@ -219,7 +219,7 @@ pub async fn post_listing(State(app): State<Arc<App>>, headers: HeaderMap, uri: 
     let part = |v: &Option<String>| v.as_deref().map(|s| s.replace('/', "%2F")).unwrap_or_else(|| "-".into());
     let object_uri = format!("upload://listings/{}/{}/{}/{sha}", part(&meta.platform), part(&meta.seller_id), part(&meta.listing_id));
     let seller = meta.seller_id.clone();
-    let (record, id) = process_and_store(&app, object_uri.clone(), meta, bytes).await?;
+    let (record, id) = process_and_store(&app, object_uri.clone(), meta, bytes, sha).await?;
     // The object joins the catalog now, so the next query sees it.
     let mut catalog = app.catalog.write().await;
     catalog.refresh(&app.store).await.map_err(ApiError::store)?;
