@@ -14,7 +14,7 @@ use tusk::infer::{manifest, ModelManifest};
 use tusk::record::{Detection, Failure, Hashes, Record, Stage};
 use tusk::reuse::features::FeatureExtractor;
 use tusk::source::{Kind, ObjectMeta};
-use tusk::store::{Db, RunCounts, RunStatus, Store};
+use tusk::store::{Db, DecisionFilter, NewDecision, QueueFilter, QueueOrder, RunCounts, RunStatus, Store};
 
 /// The real manifests of the committed models (the store keys results by them).
 fn manifests() -> Vec<ModelManifest> {
@@ -218,6 +218,80 @@ async fn tokens_are_kept_by_hash(store: Store) {
     assert!(store.tokens().await.unwrap()[0].revoked);
 }
 
+/// Decisions are appended with what the reviewer saw, undo takes back exactly one standing
+/// decision, and the review queue lists flagged current objects, filtered and ordered.
+async fn decisions_and_review_queue(store: Store) {
+    let (run, ids) = begin(&store).await;
+    let (version, _) = model_version("listing-v1");
+    // ivory's threshold in listing-v1 is 0.2652: b (0.30) is nearest it, a (0.95) farthest.
+    let mut a = result("a.jpg", "1", "s1", "listing-v1", 0.95, 1);
+    a.meta.platform = Some("shop".into());
+    let b = result("b.jpg", "1", "s2", "listing-v1", 0.30, 2);
+    let mut quiet = result("quiet.jpg", "1", "s3", "listing-v1", 0.1, 3);
+    quiet.detections.clear();
+    store.write(run, &[a, b, quiet], &ids).await.unwrap();
+    let id = |uri: &'static str| {
+        let store = store.clone();
+        async move { store.object_id(uri).await.unwrap().unwrap() }
+    };
+    let (a, b, quiet) = (id("a.jpg").await, id("b.jpg").await, id("quiet.jpg").await);
+    let queue = |f: QueueFilter| {
+        let store = store.clone();
+        async move { store.review_queue(&QueueFilter { limit: 50, ..f }).await.unwrap().iter().map(|r| r.object_id).collect::<Vec<_>>() }
+    };
+    assert_eq!(queue(QueueFilter::default()).await, [b, a], "flagged only, newest first");
+    assert_eq!(queue(QueueFilter { order: QueueOrder::Uncertain, ..Default::default() }).await, [b, a]);
+    assert_eq!(queue(QueueFilter { platform: Some("shop".into()), ..Default::default() }).await, [a]);
+    assert_eq!(queue(QueueFilter { seller: Some("s2".into()), ..Default::default() }).await, [b]);
+    assert_eq!(queue(QueueFilter { label: Some("pangolin_scales".into()), ..Default::default() }).await, Vec::<i64>::new());
+    assert_eq!(queue(QueueFilter { model_version: Some(version.clone()), kind: Some("listing".into()), ..Default::default() }).await, [b, a]);
+    let row = &store.review_queue(&QueueFilter { limit: 1, offset: 1, ..Default::default() }).await.unwrap()[0];
+    assert_eq!((row.object_id, row.label.as_str(), row.model.as_str(), row.threshold), (a, "ivory", "listing-v1", Some(0.2652)));
+    assert!((row.score - 0.95).abs() < 1e-6 && row.decision.is_none());
+
+    let decide = |object_id: i64, action: &str, undoes: Option<i64>| NewDecision {
+        object_id,
+        action: action.into(),
+        reason: (action == "reject").then(|| "resin".to_string()),
+        note: Some("seen".into()),
+        boxes: None,
+        undoes,
+        who: "ana".into(),
+    };
+    let confirm = store.add_decision(&decide(a, "confirm", None)).await.unwrap().unwrap();
+    assert_eq!((confirm.model.as_deref(), confirm.model_version.as_deref(), confirm.label.as_deref()), (Some("listing-v1"), Some(version.as_str()), Some("ivory")));
+    assert_eq!((confirm.threshold, confirm.who.as_str(), confirm.fingerprint.as_str()), (Some(0.2652), "ana", "1"));
+    assert!((confirm.score.unwrap() - 0.95).abs() < 1e-6 && !confirm.at.is_empty());
+    let reject = store.add_decision(&decide(b, "reject", None)).await.unwrap().unwrap();
+    assert_eq!(reject.reason.as_deref(), Some("resin"));
+    assert_eq!(queue(QueueFilter { decided: Some(true), ..Default::default() }).await, [b, a]);
+    assert_eq!(queue(QueueFilter { decided: Some(false), ..Default::default() }).await, Vec::<i64>::new());
+    // Undo b's reject: b is undecided again; the same undo twice, or of another object's, is refused.
+    let undo = store.add_decision(&decide(b, "undo", Some(reject.id))).await.unwrap().unwrap();
+    assert_eq!(undo.undoes, Some(reject.id));
+    assert!(store.add_decision(&decide(b, "undo", Some(reject.id))).await.unwrap().is_none(), "already undone");
+    assert!(store.add_decision(&decide(b, "undo", Some(confirm.id))).await.unwrap().is_none(), "not b's decision");
+    assert!(store.add_decision(&decide(quiet + 1000, "confirm", None)).await.unwrap().is_none(), "no such object");
+    assert_eq!(queue(QueueFilter { decided: Some(false), ..Default::default() }).await, [b]);
+    // A later decision stands over an earlier one; undoing it brings the earlier back.
+    let second = store.add_decision(&decide(a, "reject", None)).await.unwrap().unwrap();
+    assert_eq!(store.review_queue(&QueueFilter { limit: 5, seller: Some("s1".into()), ..Default::default() }).await.unwrap()[0].decision.as_deref(), Some("reject"));
+    store.add_decision(&decide(a, "undo", Some(second.id))).await.unwrap().unwrap();
+    assert_eq!(store.review_queue(&QueueFilter { limit: 5, seller: Some("s1".into()), ..Default::default() }).await.unwrap()[0].decision.as_deref(), Some("confirm"));
+    // Append-only, oldest first, filterable; the standing decisions agree with the queue.
+    let all = store.decisions(&DecisionFilter::default()).await.unwrap();
+    assert_eq!(all.iter().map(|d| d.action.as_str()).collect::<Vec<_>>(), ["confirm", "reject", "undo", "reject", "undo"]);
+    assert_eq!(store.decisions(&DecisionFilter { object_id: Some(b), ..Default::default() }).await.unwrap().len(), 2);
+    assert_eq!(store.decisions(&DecisionFilter { after: Some(all[2].id), limit: Some(1), ..Default::default() }).await.unwrap(), [all[3].clone()]);
+    let standing = tusk::store::review::standing(&all);
+    assert_eq!(standing.iter().map(|(o, d)| (*o, d.action.as_str())).collect::<Vec<_>>(), [(a, "confirm")]);
+    // New bytes of an object: the old decision is about other bytes and no longer stands.
+    let mut a2 = result("a.jpg", "2", "s1", "listing-v1", 0.9, 4);
+    a2.meta.platform = Some("shop".into());
+    store.write(run, &[a2], &ids).await.unwrap();
+    assert_eq!(queue(QueueFilter { decided: Some(true), ..Default::default() }).await, Vec::<i64>::new());
+}
+
 fn block_on<F: Future<Output = ()>>(f: F) {
     tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap().block_on(f)
 }
@@ -255,6 +329,7 @@ conformance!(
     concurrent_writers_leave_one_result,
     records_read_back,
     tokens_are_kept_by_hash,
+    decisions_and_review_queue,
 );
 
 /// `--db` takes a postgres url end to end: the demo scan, a rerun that does nothing, and the

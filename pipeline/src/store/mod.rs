@@ -6,6 +6,7 @@
 //! idempotent: exactly one result per object version and model.
 
 pub mod postgres;
+pub mod review;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use crate::infer::ModelManifest;
 use crate::record::Record;
+pub use review::{Decision, DecisionFilter, NewDecision, QueueFilter, QueueOrder, QueueRow};
 
 /// The hashing scheme objects are written with (1: pHash + dHash; 2: borders trimmed, PDQ
 /// added; 3: views and local features for re-post verification). Objects of an older version
@@ -172,6 +174,40 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Revokes the token of this name; false when there is no such live token.
     async fn revoke_token(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Appends a reviewer's decision, stamped with the object's current bytes and its strongest
+    /// flagged detection (model, version, label, score, threshold). `None` when there is no
+    /// such object, or the undo names no standing decision of this object.
+    async fn add_decision(&self, d: &NewDecision) -> Result<Option<Decision>, StoreError>;
+
+    /// Stored decisions, oldest first.
+    async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, StoreError>;
+
+    /// Flagged objects (current bytes), one row each with its strongest flagged detection and
+    /// standing decision, filtered and ordered for review.
+    async fn review_queue(&self, filter: &QueueFilter) -> Result<Vec<QueueRow>, StoreError>;
+}
+
+/// The columns of `decisions` read into a [`Decision`], in [`DecisionRow`]'s order.
+const DECISION_COLUMNS: &str = "id, object_id, fingerprint, action, reason, note, boxes, undoes, who, CAST(at AS TEXT), model, model_version, label, score, threshold";
+
+/// A `decisions` row as [`DECISION_COLUMNS`] reads it.
+type DecisionRow = (i64, i64, String, String, Option<String>, Option<String>, Option<String>, Option<i64>, String, String, Option<String>, Option<String>, Option<String>, Option<f64>, Option<f64>);
+
+fn decision_from(row: DecisionRow) -> Decision {
+    let (id, object_id, fingerprint, action, reason, note, boxes, undoes, who, at, model, model_version, label, score, threshold) = row;
+    let boxes = boxes.and_then(|b| serde_json::from_str(&b).ok());
+    Decision { id, object_id, fingerprint, action, reason, note, boxes, undoes, who, at, model, model_version, label, score, threshold }
+}
+
+/// A `review_queue` row: object columns, the strongest flagged detection, thresholds JSON,
+/// standing decision.
+type QueueSqlRow = (i64, String, String, Option<String>, Option<String>, Option<String>, String, String, f64, String, String, String, Option<String>);
+
+fn queue_row_from(row: QueueSqlRow) -> QueueRow {
+    let (object_id, uri, kind, seller_id, platform, listing_id, updated_at, label, score, model, model_version, thresholds, decision) = row;
+    let threshold = review::threshold_of(&thresholds, &label);
+    QueueRow { object_id, uri, kind, seller_id, platform, listing_id, updated_at, label, score, model, model_version, threshold, decision }
 }
 
 /// The columns of `objects` that [`Backend::record`] reads, in this order.

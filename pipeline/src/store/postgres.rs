@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
+use super::{decision_from, queue_row_from, Decision, DecisionFilter, DecisionRow, NewDecision, QueueFilter, QueueOrder, QueueRow, QueueSqlRow, DECISION_COLUMNS};
 use super::{record_from, RecordRow, TokenRow, model_task_and_thresholds, Backend, ObjectRow, RunCounts, RunStatus, StoreError, StoredBox, HASH_VERSION};
 use crate::infer::ModelManifest;
 use crate::record::Record;
@@ -275,6 +276,103 @@ impl Backend for PgStore {
     async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE tokens SET revoked_at = clock_timestamp() WHERE name = $1 AND revoked_at IS NULL").bind(name).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn add_decision(&self, d: &NewDecision) -> Result<Option<Decision>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Locks the object's row: decisions on one object are appended one at a time.
+        let fingerprint: Option<String> = sqlx::query_scalar("SELECT fingerprint FROM objects WHERE id = $1 FOR UPDATE").bind(d.object_id).fetch_optional(&mut *tx).await?;
+        let Some(fingerprint) = fingerprint else { return Ok(None) };
+        if d.action == "undo" {
+            let standing: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM decisions x WHERE id = $1 AND object_id = $2 AND action <> 'undo'
+                 AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = x.id)",
+            )
+            .bind(d.undoes)
+            .bind(d.object_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if standing.is_none() {
+                return Ok(None);
+            }
+        }
+        let top: Option<(String, String, String, f64, String)> = sqlx::query_as(
+            "SELECT m.name, m.version, d.label, d.score, m.thresholds FROM detections d JOIN models m ON m.id = d.model_id
+             WHERE d.object_id = $1 AND d.fingerprint = $2 AND d.flagged ORDER BY d.score DESC, d.id LIMIT 1",
+        )
+        .bind(d.object_id)
+        .bind(&fingerprint)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (model, version, label, score, thresholds) = top.map_or((None, None, None, None, None), |(m, v, l, s, t)| (Some(m), Some(v), Some(l), Some(s), Some(t)));
+        let threshold = thresholds.as_deref().zip(label.as_deref()).and_then(|(t, l)| super::review::threshold_of(t, l));
+        let row: Option<DecisionRow> = sqlx::query_as(&format!(
+            "INSERT INTO decisions (object_id, fingerprint, action, reason, note, boxes, undoes, who, model, model_version, label, score, threshold)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING RETURNING {DECISION_COLUMNS}"
+        ))
+        .bind(d.object_id)
+        .bind(&fingerprint)
+        .bind(&d.action)
+        .bind(&d.reason)
+        .bind(&d.note)
+        .bind(d.boxes.as_ref().map(|b| b.to_string()))
+        .bind(d.undoes)
+        .bind(&d.who)
+        .bind(model)
+        .bind(version)
+        .bind(label)
+        .bind(score)
+        .bind(threshold)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.map(decision_from))
+    }
+
+    async fn decisions(&self, f: &DecisionFilter) -> Result<Vec<Decision>, StoreError> {
+        let rows: Vec<DecisionRow> = sqlx::query_as(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE ($1::BIGINT IS NULL OR object_id = $1) AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(f.object_id)
+        .bind(f.after.unwrap_or(0))
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(decision_from).collect())
+    }
+
+    async fn review_queue(&self, f: &QueueFilter) -> Result<Vec<QueueRow>, StoreError> {
+        let order = match f.order {
+            QueueOrder::Newest => "id DESC",
+            QueueOrder::Uncertain => "ABS(score - COALESCE((thresholds::jsonb ->> label)::float8, 0.5)), id DESC",
+        };
+        let rows: Vec<QueueSqlRow> = sqlx::query_as(&format!(
+            "SELECT * FROM (
+               SELECT DISTINCT ON (o.id) o.id, o.uri, o.kind, o.seller_id, o.platform, o.listing_id, CAST(o.updated_at AS TEXT) AS updated_at,
+                      d.label, d.score, m.name, m.version, m.thresholds,
+                      (SELECT x.action FROM decisions x WHERE x.object_id = o.id AND x.fingerprint = o.fingerprint AND x.action <> 'undo'
+                         AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = x.id) ORDER BY x.id DESC LIMIT 1) AS decision
+               FROM objects o
+               JOIN detections d ON d.object_id = o.id AND d.fingerprint = o.fingerprint AND d.flagged
+               JOIN models m ON m.id = d.model_id
+               WHERE ($1::TEXT IS NULL OR d.label = $1) AND ($2::TEXT IS NULL OR o.kind = $2) AND ($3::TEXT IS NULL OR o.platform = $3)
+                 AND ($4::TEXT IS NULL OR o.seller_id = $4) AND ($5::TEXT IS NULL OR m.version = $5)
+               ORDER BY o.id, d.score DESC, d.id
+             ) q
+             WHERE $6::BOOLEAN IS NULL OR (decision IS NOT NULL) = $6
+             ORDER BY {order} LIMIT $7 OFFSET $8"
+        ))
+        .bind(&f.label)
+        .bind(&f.kind)
+        .bind(&f.platform)
+        .bind(&f.seller)
+        .bind(&f.model_version)
+        .bind(f.decided)
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(queue_row_from).collect())
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::{decision_from, queue_row_from, Decision, DecisionFilter, DecisionRow, NewDecision, QueueFilter, QueueOrder, QueueRow, QueueSqlRow, DECISION_COLUMNS};
 use super::{record_from, RecordRow, TokenRow, model_task_and_thresholds, Backend, ObjectRow, RunCounts, RunStatus, StoreError, StoredBox, HASH_VERSION};
 use crate::infer::ModelManifest;
 use crate::record::Record;
@@ -288,6 +289,101 @@ impl Backend for SqliteStore {
     async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE name = ? AND revoked_at IS NULL").bind(name).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn add_decision(&self, d: &NewDecision) -> Result<Option<Decision>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let fingerprint: Option<String> = sqlx::query_scalar("SELECT fingerprint FROM objects WHERE id = ?").bind(d.object_id).fetch_optional(&mut *tx).await?;
+        let Some(fingerprint) = fingerprint else { return Ok(None) };
+        if d.action == "undo" {
+            let standing: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM decisions x WHERE id = ? AND object_id = ? AND action <> 'undo'
+                 AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = x.id)",
+            )
+            .bind(d.undoes)
+            .bind(d.object_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if standing.is_none() {
+                return Ok(None);
+            }
+        }
+        let top: Option<(String, String, String, f64, String)> = sqlx::query_as(
+            "SELECT m.name, m.version, d.label, d.score, m.thresholds FROM detections d JOIN models m ON m.id = d.model_id
+             WHERE d.object_id = ? AND d.fingerprint = ? AND d.flagged = 1 ORDER BY d.score DESC, d.id LIMIT 1",
+        )
+        .bind(d.object_id)
+        .bind(&fingerprint)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (model, version, label, score, thresholds) = top.map_or((None, None, None, None, None), |(m, v, l, s, t)| (Some(m), Some(v), Some(l), Some(s), Some(t)));
+        let threshold = thresholds.as_deref().zip(label.as_deref()).and_then(|(t, l)| super::review::threshold_of(t, l));
+        let row: Option<DecisionRow> = sqlx::query_as(&format!(
+            "INSERT INTO decisions (object_id, fingerprint, action, reason, note, boxes, undoes, who, model, model_version, label, score, threshold)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING {DECISION_COLUMNS}"
+        ))
+        .bind(d.object_id)
+        .bind(&fingerprint)
+        .bind(&d.action)
+        .bind(&d.reason)
+        .bind(&d.note)
+        .bind(d.boxes.as_ref().map(|b| b.to_string()))
+        .bind(d.undoes)
+        .bind(&d.who)
+        .bind(model)
+        .bind(version)
+        .bind(label)
+        .bind(score)
+        .bind(threshold)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.map(decision_from))
+    }
+
+    async fn decisions(&self, f: &DecisionFilter) -> Result<Vec<Decision>, StoreError> {
+        let rows: Vec<DecisionRow> = sqlx::query_as(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE (?1 IS NULL OR object_id = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
+        ))
+        .bind(f.object_id)
+        .bind(f.after.unwrap_or(0))
+        .bind(f.limit.unwrap_or(-1))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(decision_from).collect())
+    }
+
+    async fn review_queue(&self, f: &QueueFilter) -> Result<Vec<QueueRow>, StoreError> {
+        // SQLite takes the other columns of a MAX() row from that row: the strongest detection.
+        let order = match f.order {
+            QueueOrder::Newest => "o.id DESC",
+            QueueOrder::Uncertain => "ABS(score - COALESCE(json_extract(m.thresholds, '$.\"' || d.label || '\"'), 0.5)), o.id DESC",
+        };
+        let rows: Vec<QueueSqlRow> = sqlx::query_as(&format!(
+            "SELECT o.id, o.uri, o.kind, o.seller_id, o.platform, o.listing_id, o.updated_at,
+                    d.label, MAX(d.score) AS score, m.name, m.version, m.thresholds,
+                    (SELECT x.action FROM decisions x WHERE x.object_id = o.id AND x.fingerprint = o.fingerprint AND x.action <> 'undo'
+                       AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = x.id) ORDER BY x.id DESC LIMIT 1) AS decision
+             FROM objects o
+             JOIN detections d ON d.object_id = o.id AND d.fingerprint = o.fingerprint AND d.flagged = 1
+             JOIN models m ON m.id = d.model_id
+             WHERE (?1 IS NULL OR d.label = ?1) AND (?2 IS NULL OR o.kind = ?2) AND (?3 IS NULL OR o.platform = ?3)
+               AND (?4 IS NULL OR o.seller_id = ?4) AND (?5 IS NULL OR m.version = ?5)
+             GROUP BY o.id
+             HAVING ?6 IS NULL OR (decision IS NOT NULL) = ?6
+             ORDER BY {order} LIMIT ?7 OFFSET ?8"
+        ))
+        .bind(&f.label)
+        .bind(&f.kind)
+        .bind(&f.platform)
+        .bind(&f.seller)
+        .bind(&f.model_version)
+        .bind(f.decided)
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(queue_row_from).collect())
     }
 }
 

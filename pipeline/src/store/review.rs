@@ -1,0 +1,152 @@
+//! What the store keeps for human review: reviewers' decisions (append-only, undo is a row of
+//! its own) and the queue of flagged objects they work through.
+
+use serde::Serialize;
+
+/// Why a reviewer rejected a flag: the look-alikes the models confuse with wildlife products.
+pub const REJECT_REASONS: [&str; 6] = ["bone", "resin", "ceramic", "toy_or_replica", "other_animal", "other"];
+
+/// A reviewer's new decision, as the page or the API hands it to the store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewDecision {
+    /// The object decided on.
+    pub object_id: i64,
+    /// `confirm`, `reject` or `undo`.
+    pub action: String,
+    /// Why rejected (one of [`REJECT_REASONS`]).
+    pub reason: Option<String>,
+    /// Free note.
+    pub note: Option<String>,
+    /// Boxes the reviewer fixed or added on a scan: a JSON array of `{"label", "box"}`.
+    pub boxes: Option<serde_json::Value>,
+    /// The decision an `undo` takes back.
+    pub undoes: Option<i64>,
+    /// The token's name.
+    pub who: String,
+}
+
+/// A stored decision with what the reviewer saw when making it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Its id (increasing: later decisions have larger ids).
+    pub id: i64,
+    /// The object.
+    pub object_id: i64,
+    /// The object's bytes when decided (a decision is about these bytes only).
+    pub fingerprint: String,
+    /// `confirm`, `reject` or `undo`.
+    pub action: String,
+    /// Why rejected.
+    pub reason: Option<String>,
+    /// Free note.
+    pub note: Option<String>,
+    /// Boxes the reviewer drew.
+    pub boxes: Option<serde_json::Value>,
+    /// The decision an `undo` takes back.
+    pub undoes: Option<i64>,
+    /// The token's name.
+    pub who: String,
+    /// When (UTC, ISO 8601).
+    pub at: String,
+    /// The model of the strongest flagged detection then.
+    pub model: Option<String>,
+    /// Its version.
+    pub model_version: Option<String>,
+    /// The label it flagged.
+    pub label: Option<String>,
+    /// Its score.
+    pub score: Option<f64>,
+    /// The label's threshold in that model version.
+    pub threshold: Option<f64>,
+}
+
+/// Which decisions [`super::Backend::decisions`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecisionFilter {
+    /// Only this object's.
+    pub object_id: Option<i64>,
+    /// Only those with a larger id (paging, following new decisions).
+    pub after: Option<i64>,
+    /// At most this many (oldest first).
+    pub limit: Option<i64>,
+}
+
+/// The order of the review queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueOrder {
+    /// Most recently stored first.
+    #[default]
+    Newest,
+    /// Nearest its label's threshold first (where the model is least sure).
+    Uncertain,
+}
+
+/// Filters of the review queue; `None` lets everything through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueFilter {
+    /// Flagged with this label.
+    pub label: Option<String>,
+    /// `listing` or `xray`.
+    pub kind: Option<String>,
+    /// From this marketplace.
+    pub platform: Option<String>,
+    /// Posted by this seller.
+    pub seller: Option<String>,
+    /// Flagged by this model version.
+    pub model_version: Option<String>,
+    /// Decided (a standing confirm or reject) or not.
+    pub decided: Option<bool>,
+    /// The order.
+    pub order: QueueOrder,
+    /// Page size.
+    pub limit: i64,
+    /// Rows skipped.
+    pub offset: i64,
+}
+
+/// One flagged object in the review queue, with its strongest flagged detection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueRow {
+    /// The object.
+    pub object_id: i64,
+    /// Where it came from.
+    pub uri: String,
+    /// `listing` or `xray`.
+    pub kind: String,
+    /// The seller (listings).
+    pub seller_id: Option<String>,
+    /// The marketplace.
+    pub platform: Option<String>,
+    /// The listing.
+    pub listing_id: Option<String>,
+    /// When stored.
+    pub updated_at: String,
+    /// The flagged label.
+    pub label: String,
+    /// Its score.
+    pub score: f64,
+    /// The model.
+    pub model: String,
+    /// Its version.
+    pub model_version: String,
+    /// The label's threshold.
+    pub threshold: Option<f64>,
+    /// The standing decision (`confirm`/`reject`), if any.
+    pub decision: Option<String>,
+}
+
+/// The standing decision of each object among `decisions` (ids ascending): the latest confirm
+/// or reject that no undo took back.
+pub fn standing(decisions: &[Decision]) -> std::collections::BTreeMap<i64, &Decision> {
+    let undone: std::collections::BTreeSet<i64> = decisions.iter().filter_map(|d| d.undoes).collect();
+    let mut out = std::collections::BTreeMap::new();
+    for d in decisions.iter().filter(|d| d.action != "undo" && !undone.contains(&d.id)) {
+        out.insert(d.object_id, d);
+    }
+    out
+}
+
+/// A model's threshold for `label` out of the stored thresholds JSON.
+pub(super) fn threshold_of(thresholds: &str, label: &str) -> Option<f64> {
+    serde_json::from_str::<serde_json::Value>(thresholds).ok()?.get(label)?.as_f64()
+}
