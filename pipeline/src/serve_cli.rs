@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// SQLite store, else ./tusk-serve-data].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Folder where scanned objects' relative uris are found (the folder a manifest or
+    /// `tusk scan DIR` read), so the review page can show their pictures; repeatable.
+    #[arg(long)]
+    images: Vec<PathBuf>,
 }
 
 /// `tusk token`.
@@ -85,6 +89,7 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
         max_body_bytes: args.max_body_mb.max(1) * 1024 * 1024,
         limits: DecodeLimits::default(),
         data_dir: data,
+        images: args.images.clone(),
     };
     let rt = match runtime() {
         Ok(rt) => rt,

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use sqlx::SqlitePool;
 
 pub mod pgserver;
+pub mod webdriver;
 pub mod s3server;
 
 /// The repository root.

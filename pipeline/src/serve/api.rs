@@ -23,7 +23,7 @@ use crate::source::{Item, Kind, Location, ObjectMeta};
 const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/tiff", "image/webp"];
 
 /// The caller, if its bearer token is live and its role allows `needed`.
-async fn caller(app: &App, headers: &HeaderMap, needed: Option<Role>) -> Result<Caller, ApiError> {
+pub(crate) async fn caller(app: &App, headers: &HeaderMap, needed: Option<Role>) -> Result<Caller, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -47,7 +47,7 @@ async fn caller(app: &App, headers: &HeaderMap, needed: Option<Role>) -> Result<
 }
 
 /// The query parameters, refusing any key not in `allowed`.
-fn query(uri: &Uri, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
+pub(crate) fn query(uri: &Uri, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
     let axum::extract::Query(q) = axum::extract::Query::<BTreeMap<String, String>>::try_from_uri(uri)
         .map_err(|e| ApiError::bad_request("bad_query", format!("malformed query: {e}")))?;
     if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -172,7 +172,7 @@ fn answer(app: &App, record: &Record, id: i64) -> serde_json::Value {
     v
 }
 
-/// Keeps a posted scan's bytes (by content hash) for its review overlay.
+/// Keeps a posted picture's bytes (by content hash) for its overlay and the review pages.
 fn keep_upload(app: &App, sha: &str, bytes: &[u8]) {
     let path = app.uploads.join(sha);
     if path.exists() {
@@ -219,6 +219,7 @@ pub async fn post_listing(State(app): State<Arc<App>>, headers: HeaderMap, uri: 
     let part = |v: &Option<String>| v.as_deref().map(|s| s.replace('/', "%2F")).unwrap_or_else(|| "-".into());
     let object_uri = format!("upload://listings/{}/{}/{}/{sha}", part(&meta.platform), part(&meta.seller_id), part(&meta.listing_id));
     let seller = meta.seller_id.clone();
+    keep_upload(&app, &sha, &bytes);
     let (record, id) = process_and_store(&app, object_uri.clone(), meta, bytes, sha).await?;
     // The object joins the catalog now, so the next query sees it.
     let mut catalog = app.catalog.write().await;

@@ -6,8 +6,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod decisions;
 pub mod error;
 pub mod metrics;
+pub mod review;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,8 +41,11 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     /// Decoder limits, as for `tusk scan`.
     pub limits: DecodeLimits,
-    /// Posted scans are kept here (by content hash) for their overlays.
+    /// Posted pictures are kept here (by content hash) for overlays and the review pages.
     pub data_dir: PathBuf,
+    /// Folders where stored objects' relative uris (scanned folders) are found, for the
+    /// review pages' pictures.
+    pub images: Vec<PathBuf>,
 }
 
 /// Everything a request may use.
@@ -55,6 +60,7 @@ pub struct App {
     work: Arc<tokio::sync::Semaphore>,
     uploads: PathBuf,
     opts: ServeOptions,
+    clusters: review::clusters::ClusterCache,
 }
 
 /// Why the server could not start.
@@ -76,7 +82,8 @@ pub enum ServeError {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "tusk", description = "Recognise wildlife products in X-ray scans and listing photos; link re-posted photos across sellers."),
-    paths(api::post_scan, api::post_listing, api::get_object, api::get_overlay, api::get_match, api::post_match, api::get_clusters, api::get_links, api::openapi),
+    paths(api::post_scan, api::post_listing, api::get_object, api::get_overlay, api::get_match, api::post_match, api::get_clusters, api::get_links, decisions::post_decision, decisions::get_decisions, api::openapi),
+    components(schemas(decisions::DecisionInput)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -115,7 +122,28 @@ impl App {
             work: Arc::new(tokio::sync::Semaphore::new(opts.max_in_flight.max(1))),
             uploads,
             opts,
+            clusters: Default::default(),
         })
+    }
+
+    /// Where a stored object's picture is on this machine: a posted scan's upload, or a
+    /// relative uri under one of `--images` (never outside it).
+    pub fn picture_path(&self, uri: &str) -> Option<PathBuf> {
+        if uri.starts_with("upload://") {
+            let sha = uri.rsplit('/').next().unwrap_or("");
+            let p = self.uploads.join(sha);
+            return (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) && p.is_file()).then_some(p);
+        }
+        let rel = std::path::Path::new(uri);
+        if uri.contains("://") || rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return None;
+        }
+        self.opts.images.iter().map(|dir| dir.join(rel)).find(|p| p.is_file())
+    }
+
+    /// A stored object's picture bytes, when kept here.
+    pub fn picture(&self, uri: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.picture_path(uri)?).ok()
     }
 }
 
@@ -129,11 +157,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/match", get(api::get_match).post(api::post_match))
         .route("/v1/clusters", get(api::get_clusters))
         .route("/v1/sellers/{id}/links", get(api::get_links))
+        .route("/v1/objects/{id}/decisions", post(decisions::post_decision))
+        .route("/v1/decisions", get(decisions::get_decisions))
         .route("/v1/openapi.json", get(api::openapi))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(review::routes())
         .fallback(|| async { error::ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), review::session::cookie_reads))
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
 }
