@@ -299,7 +299,8 @@ fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
             ("/v1/scans", "image/png", bomb.clone(), 422, reason("bomb.png")),
             ("/v1/listings", "image/jpeg", text.clone(), 422, reason("text.jpg")),
             ("/v1/scans", "image/png", big, 413, "body_too_large".into()),
-            ("/v1/scans", "application/dicom", b"DICM".to_vec(), 415, "dicos_unsupported".into()),
+            ("/v1/scans", "application/dicom", b"DICM".to_vec(), 422, "dicos_malformed".into()),
+            ("/v1/listings", "application/dicom", b"DICM".to_vec(), 415, "dicos_unsupported".into()),
             ("/v1/scans?belt=4", "image/jpeg", jpeg.clone(), 400, "unknown_query_key".into()),
         ];
         for round in 0..3 {

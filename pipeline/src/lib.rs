@@ -6,6 +6,7 @@
 //! joined by [`pipeline`]'s bounded stages. The CLI (`src/main.rs`) only parses flags and calls in.
 
 pub mod decode;
+pub mod dicos;
 pub mod eval;
 pub mod fleet;
 pub mod hash;

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::auth::{Caller, Role};
 use super::error::ApiError;
 use super::App;
+use crate::dicos::DxMeta;
 use crate::record::Record;
 use crate::reuse::{self, verify::Params, HashKind, Query, Rule};
 use crate::source::{Item, Kind, Location, ObjectMeta};
@@ -79,37 +80,92 @@ async fn read_body(app: &App, body: Body) -> Result<Vec<u8>, ApiError> {
     Ok(kept)
 }
 
+/// What a request posted.
+enum Posted {
+    /// A picture (PNG, JPEG, TIFF, WebP) for the decoder.
+    Picture(Vec<u8>),
+    /// A DICOS (DICOM) DX object, read into a picture first ([`crate::dicos::read_dx`]).
+    Dicos(Vec<u8>),
+}
+
+impl Posted {
+    /// The bytes as posted.
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Posted::Picture(b) | Posted::Dicos(b) => b,
+        }
+    }
+
+    /// The bytes as posted, owned (where DICOS was refused, a picture's).
+    fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Posted::Picture(b) | Posted::Dicos(b) => b,
+        }
+    }
+}
+
 /// The caller (with the role `needed`) and the posted picture: a known content type, not
-/// empty, within the body limit. The body is read even when the answer is an error, so the
-/// client always gets it.
-async fn authorised_picture(app: &App, headers: &HeaderMap, body: Body, needed: Role) -> Result<(Caller, Vec<u8>), ApiError> {
+/// empty, within the body limit; `application/dicom` only where `dicos` allows it. The body is
+/// read even when the answer is an error, so the client always gets it.
+async fn authorised_picture(app: &App, headers: &HeaderMap, body: Body, needed: Role, dicos: bool) -> Result<(Caller, Posted), ApiError> {
     let who = caller(app, headers, Some(needed)).await;
     let bytes = read_body(app, body).await;
     let who = who?;
     let bytes = bytes?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if ct == "application/dicom" {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "dicos_unsupported", "DICOS input is not supported yet: post a PNG, JPEG or TIFF"));
+    let is_dicos = ct == crate::dicos::MEDIA_TYPE;
+    if is_dicos && !dicos {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "dicos_unsupported", "DICOS is accepted by POST /v1/scans only: post a PNG, JPEG or TIFF here"));
     }
-    if !IMAGE_TYPES.contains(&ct.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("Content-Type {ct:?} is not one of {}", IMAGE_TYPES.join(", ")),
-        ));
+    if !is_dicos && !IMAGE_TYPES.contains(&ct.as_str()) {
+        let mut types = IMAGE_TYPES.join(", ");
+        if dicos {
+            types.push_str(", application/dicom");
+        }
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", format!("Content-Type {ct:?} is not one of {types}")));
     }
     if bytes.is_empty() {
         return Err(ApiError::bad_request("empty_file", "the body is empty"));
     }
-    Ok((who, bytes))
+    Ok((who, if is_dicos { Posted::Dicos(bytes) } else { Posted::Picture(bytes) }))
 }
 
-/// Runs one picture through the models and stores it: its record, or the failure as an error.
+/// Whether the client asked for a DICOS Threat Detection Report: `application/dicom` in
+/// `Accept`, not refused (`q=0`) and not after `application/json`. JSON stays the default.
+fn wants_dicos(headers: &HeaderMap) -> bool {
+    for accept in headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()) {
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let refused = parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
+            match media.as_str() {
+                "application/dicom" if !refused => return true,
+                "application/json" if !refused => return false,
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+/// HTTP status of a DICOS failure: 415 for objects tusk does not read, 422 (as for pictures)
+/// otherwise.
+fn dicos_status(e: &crate::dicos::DicosError) -> StatusCode {
+    match e {
+        crate::dicos::DicosError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// Runs one picture through the models and stores it: its record (with the DX it came from,
+/// for a DICOS post), or the failure as an error. A DICOS object is read into a picture first,
+/// inside the same bounds on work in flight; one that cannot be read is stored as a failure
+/// record too, with its reason. With `keep`, the picture the models saw is kept for its overlay.
 /// The work runs in a task of its own: a client that hangs up does not cancel it halfway (its
 /// picture is still stored, and the model sessions it holds go back to the pool).
-/// `sha` is the bytes' SHA-256 (hex), the object version's fingerprint.
-async fn process_and_store(app: &Arc<App>, uri: String, meta: ObjectMeta, bytes: Vec<u8>, sha: String) -> Result<(Record, i64), ApiError> {
+/// `sha` is the posted bytes' SHA-256 (hex), the object version's fingerprint.
+async fn process_and_store(app: &Arc<App>, uri: String, mut meta: ObjectMeta, posted: Posted, sha: String, keep: bool) -> Result<(Record, i64, Option<DxMeta>), ApiError> {
     let Ok(permit) = app.work.clone().try_acquire_owned() else {
         app.metrics.shed();
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at --max-in-flight; retry after a second"));
@@ -119,6 +175,30 @@ async fn process_and_store(app: &Arc<App>, uri: String, meta: ObjectMeta, bytes:
         let _permit = permit;
         app.metrics.in_flight(1);
         let _gauge = scopeguard(|| app.metrics.in_flight(-1));
+        let (bytes, dx) = match posted {
+            Posted::Picture(bytes) => (bytes, None),
+            Posted::Dicos(bytes) => {
+                let limits = app.opts.limits;
+                let read = tokio::task::spawn_blocking(move || crate::dicos::read_dx(&bytes, &limits))
+                    .await
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "decoder_panic", e.to_string()))?;
+                match read {
+                    Ok(scan) => {
+                        meta.meta = with_dx_context(meta.meta.take(), &scan.meta);
+                        (scan.png, Some(scan.meta))
+                    }
+                    Err(e) => {
+                        let failure = crate::record::Failure { stage: crate::record::Stage::Decode, reason: e.reason().into(), message: e.to_string() };
+                        let record = Record::failed(uri.clone(), Some(sha.clone()), meta, failure);
+                        app.store.write(app.run_id, std::slice::from_ref(&record), &app.model_ids).await.map_err(ApiError::store)?;
+                        return Err(ApiError::new(dicos_status(&e), e.reason(), e.to_string()));
+                    }
+                }
+            }
+        };
+        if keep {
+            keep_upload(&app, &sha, &bytes);
+        }
         let item = Item { uri: uri.clone(), location: Location::File(uri.clone().into()), fingerprint: Some(sha.clone()), meta };
         let started = Instant::now();
         let record = app.processor.process(vec![(item, sha, bytes)]).await.remove(0);
@@ -135,9 +215,21 @@ async fn process_and_store(app: &Arc<App>, uri: String, meta: ObjectMeta, bytes:
             app.metrics.flagged(l);
         }
         let id = app.store.object_id(&uri).await.map_err(ApiError::store)?.ok_or_else(|| ApiError::store("the object just written is missing"))?;
-        Ok((record, id))
+        Ok((record, id, dx))
     });
     task.await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("processing failed: {e}")))?
+}
+
+/// The scan's context (`station`, `parcel`) with what the DX says filled in where the query
+/// said nothing: its Station Name and its Patient ID (DICOS's Object of Inspection ID).
+fn with_dx_context(context: Option<serde_json::Value>, dx: &DxMeta) -> Option<serde_json::Value> {
+    let mut context = context.unwrap_or_else(|| serde_json::json!({}));
+    for (key, value) in [("station", &dx.station_name), ("parcel", &dx.patient_id)] {
+        if let (Some(v), None) = (value, context.get(key)) {
+            context[key] = v.clone().into();
+        }
+    }
+    (context.as_object().is_some_and(|o| !o.is_empty())).then_some(context)
 }
 
 /// Runs `f` when dropped.
@@ -186,22 +278,38 @@ fn keep_upload(app: &App, sha: &str, bytes: &[u8]) {
 
 /// Post one X-ray scan; get its verdict with boxes.
 #[utoipa::path(post, path = "/v1/scans",
-    params(("station" = Option<String>, Query, description = "the station that scanned"), ("parcel" = Option<String>, Query, description = "the parcel's id")),
-    request_body(content_type = "image/png", description = "one scan: PNG, JPEG or TIFF, 8 or 16 bit"),
-    responses((status = 200, description = "the record (JSONL shape) with object_id, models and overlay"), (status = 400, description = "bad query or empty body"),
+    params(("station" = Option<String>, Query, description = "the station that scanned (default for DICOS: its Station Name)"),
+           ("parcel" = Option<String>, Query, description = "the parcel's id (default for DICOS: its Patient ID, the OOI ID)"),
+           ("Accept" = Option<String>, Header, description = "application/json (default), or application/dicom for a DICOS Threat Detection Report")),
+    request_body(description = "one scan: PNG, JPEG or TIFF, 8 or 16 bit; or a DICOS/DICOM DX object (uncompressed, first frame read)",
+                 content(("image/png"), ("image/jpeg"), ("image/tiff"), ("application/dicom"))),
+    responses((status = 200, description = "the record (JSONL shape) with object_id, models and overlay; or, with Accept: application/dicom, a DICOS Threat Detection Report",
+               content(("application/json"), ("application/dicom"))),
+              (status = 400, description = "bad query or empty body"),
               (status = 401, description = "no or unknown token"), (status = 403, description = "not a station or admin token"),
-              (status = 413, description = "over --max-body-mb"), (status = 415, description = "not an image content type"),
-              (status = 422, description = "the picture cannot be decoded: the code is the failure reason"), (status = 503, description = "full: retry")),
+              (status = 413, description = "over --max-body-mb"), (status = 415, description = "not an image or DICOS content type, or a DICOS object tusk does not read (dicos_unsupported)"),
+              (status = 422, description = "the picture cannot be decoded, or the DICOS object is malformed (dicos_malformed): the code is the failure reason"), (status = 503, description = "full: retry")),
     security(("bearer" = [])))]
-pub async fn post_scan(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, body: Body) -> Result<Json<serde_json::Value>, ApiError> {
-    let (_, bytes) = authorised_picture(&app, &headers, body, Role::Station).await?;
+pub async fn post_scan(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, body: Body) -> Result<Response, ApiError> {
+    let (_, posted) = authorised_picture(&app, &headers, body, Role::Station, true).await?;
     let q = query(&uri, &["station", "parcel"])?;
-    let sha = hex::encode(Sha256::digest(&bytes));
+    let sha = hex::encode(Sha256::digest(posted.bytes()));
+    let parcel = q.get("parcel").cloned();
     let extra = (!q.is_empty()).then(|| serde_json::json!(q));
     let meta = ObjectMeta { kind: Kind::Xray, meta: extra, ..Default::default() };
-    keep_upload(&app, &sha, &bytes);
-    let (record, id) = process_and_store(&app, format!("upload://scans/{sha}"), meta, bytes, sha).await?;
-    Ok(Json(answer(&app, &record, id)))
+    let (record, id, dx) = process_and_store(&app, format!("upload://scans/{sha}"), meta, posted, sha.clone(), true).await?;
+    if !wants_dicos(&headers) {
+        return Ok(Json(answer(&app, &record, id)).into_response());
+    }
+    let mut algorithm = vec!["tusk".to_string(), env!("CARGO_PKG_VERSION").to_string()];
+    let mut seed = sha;
+    for m in app.processor.manifests().iter().filter(|m| m.kinds.contains(&Kind::Xray)) {
+        algorithm.push(format!("{} {}", m.name, m.version));
+        seed.push_str(&format!(" {}={}", m.name, m.version));
+    }
+    let ctx = crate::dicos::ReportContext { source: dx.as_ref(), algorithm, seed, parcel, decided_at: std::time::SystemTime::now() };
+    let report = crate::dicos::threat_detection_report(&record, &ctx).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "report_failed", e))?;
+    Ok(([(header::CONTENT_TYPE, crate::dicos::MEDIA_TYPE)], report).into_response())
 }
 
 /// Post one listing photo; get its record and the other sellers' objects showing the same photo.
@@ -212,15 +320,15 @@ pub async fn post_scan(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri
               (status = 403, description = "not a crawler or admin token"), (status = 422, description = "the picture cannot be decoded"), (status = 503, description = "full: retry")),
     security(("bearer" = [])))]
 pub async fn post_listing(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, body: Body) -> Result<Json<serde_json::Value>, ApiError> {
-    let (_, bytes) = authorised_picture(&app, &headers, body, Role::Crawler).await?;
+    let (_, posted) = authorised_picture(&app, &headers, body, Role::Crawler, false).await?;
+    let bytes = posted.into_bytes();
     let mut q = query(&uri, &["listing_id", "seller_id", "platform"])?;
     let sha = hex::encode(Sha256::digest(&bytes));
     let meta = ObjectMeta { kind: Kind::Listing, listing_id: q.remove("listing_id"), seller_id: q.remove("seller_id"), platform: q.remove("platform"), meta: None };
     let part = |v: &Option<String>| v.as_deref().map(|s| s.replace('/', "%2F")).unwrap_or_else(|| "-".into());
     let object_uri = format!("upload://listings/{}/{}/{}/{sha}", part(&meta.platform), part(&meta.seller_id), part(&meta.listing_id));
     let seller = meta.seller_id.clone();
-    keep_upload(&app, &sha, &bytes);
-    let (record, id) = process_and_store(&app, object_uri.clone(), meta, bytes, sha).await?;
+    let (record, id, _) = process_and_store(&app, object_uri.clone(), meta, Posted::Picture(bytes), sha, true).await?;
     // The object joins the catalog now, so the next query sees it.
     let mut catalog = app.catalog.write().await;
     catalog.refresh(&app.store).await.map_err(ApiError::store)?;
@@ -301,7 +409,8 @@ pub async fn get_match(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri
 #[utoipa::path(post, path = "/v1/match", request_body(content_type = "image/jpeg", description = "a photo"),
     responses((status = 200, description = "{\"matches\": [...]}"), (status = 422, description = "the picture cannot be decoded")), security(("bearer" = [])))]
 pub async fn post_match(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, body: Body) -> Result<Json<serde_json::Value>, ApiError> {
-    let (_, bytes) = authorised_picture(&app, &headers, body, Role::Analyst).await?;
+    let (_, posted) = authorised_picture(&app, &headers, body, Role::Analyst, false).await?;
+    let bytes = posted.into_bytes();
     query(&uri, &[])?;
     let limits = app.opts.limits;
     let q = tokio::task::spawn_blocking(move || crate::decode::decode(&bytes, &limits).map(|d| reuse::query_from_image(&d.rgb)))
