@@ -331,3 +331,69 @@ fn wait_for(mut done: impl FnMut() -> bool) {
 fn first_flagged_scan() -> &'static str {
     "fx_15_gray16.png"
 }
+
+/// Reviewed flags measure the models (`tusk eval --reviewed`) and become training data
+/// (`tusk export reviewed`) in the layouts the training scripts read.
+#[test]
+fn reviewed_flags_measure_models_and_export_training_data() {
+    let s = Server::start();
+    let db = s.dir.path().join("demo.db");
+    let scan = s.post_picture("/v1/scans?station=gate-3", &s.station, "image/png", &std::fs::read(common::root().join("tests/fixtures/xray").join(first_flagged_scan())).unwrap());
+    let scan_id = scan["object_id"].as_i64().unwrap();
+    let flagged: Vec<i64> = {
+        let (_, q) = s.api("GET", "/v1/decisions", &s.analyst, None);
+        assert_eq!(q["decisions"], json!([]));
+        let ids = common::query_ids(&db, "SELECT DISTINCT d.object_id FROM detections d JOIN objects o ON o.id = d.object_id WHERE d.flagged = 1 AND o.kind = 'listing' ORDER BY 1");
+        assert!(ids.len() >= 3, "{ids:?}");
+        ids
+    };
+    let decide = |id: i64, body: Value| assert_eq!(s.api("POST", &format!("/v1/objects/{id}/decisions"), &s.analyst, Some(body)).0, 201);
+    decide(flagged[0], json!({"action": "confirm"}));
+    decide(flagged[1], json!({"action": "confirm"}));
+    decide(flagged[2], json!({"action": "reject", "reason": "resin", "note": "mould seam"}));
+    decide(scan_id, json!({"action": "confirm", "boxes": [{"label": "live_reptile", "box": [10, 20, 110, 220]}]}));
+    // An undone decision does not count.
+    let (_, v) = s.api("POST", &format!("/v1/objects/{}/decisions", flagged[0]), &s.analyst, Some(json!({"action": "reject", "reason": "bone"})));
+    decide(flagged[0], json!({"action": "undo", "undoes": v["decisions"][0]["id"]}));
+
+    let out = common::tusk(&["eval", "--reviewed", "--db", db.to_str().unwrap(), "--json"]);
+    let report: Value = serde_json::from_str(&common::succeeded(out, "tusk eval --reviewed")).unwrap();
+    let rows = report["reviewed"].as_array().unwrap();
+    let row = |model: &str, label: &str| rows.iter().find(|r| r["model"] == model && r["label"] == label).cloned().unwrap_or_else(|| panic!("no {model}/{label} in {report}"));
+    let ivory = row("listing-v1", "ivory");
+    assert_eq!((ivory["confirmed"].as_u64(), ivory["rejected"].as_u64()), (Some(2), Some(1)), "{ivory}");
+    assert!((ivory["precision"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(ivory["reasons"], json!({"resin": 1}));
+    assert_eq!(row("xray-v1", "live_reptile")["confirmed"], 1);
+    let table = common::succeeded(common::tusk(&["eval", "--reviewed", "--db", db.to_str().unwrap()]), "tusk eval --reviewed");
+    assert!(table.contains("listing-v1") && table.contains("0.667"), "{table}");
+
+    // Listing photos as scripts/train's labels.csv, pictures beside it.
+    let csv_dir = s.dir.path().join("export-csv");
+    let demo = common::demo_dir();
+    let said = common::succeeded(common::tusk(&["export", "reviewed", "--format", "csv", "--db", db.to_str().unwrap(), "--out", csv_dir.to_str().unwrap(), "--images", demo.to_str().unwrap()]), "tusk export reviewed");
+    assert!(said.contains("exported 3 pictures"), "{said}");
+    let labels = std::fs::read_to_string(csv_dir.join("labels.csv")).unwrap();
+    let lines: Vec<&str> = labels.lines().collect();
+    assert!(lines[0].starts_with("file,label,detail,group,source,license,"));
+    let mut taught: Vec<&str> = lines[1..].iter().map(|l| l.split(',').nth(1).unwrap()).collect();
+    taught.sort_unstable();
+    assert_eq!(taught, ["ivory", "ivory", "ivory_lookalike"]);
+    for l in &lines[1..] {
+        let file = l.split(',').next().unwrap();
+        assert!(image::open(csv_dir.join(file)).is_ok(), "{file} is a picture");
+    }
+
+    // Scans as COCO plus the detector's manifest/boxes CSVs, with the reviewer's box.
+    let coco_dir = s.dir.path().join("export-coco");
+    let said = common::succeeded(common::tusk(&["export", "reviewed", "--format", "coco", "--db", db.to_str().unwrap(), "--out", coco_dir.to_str().unwrap()]), "tusk export reviewed");
+    assert!(said.contains("exported 1 pictures (1 boxes)"), "{said}");
+    let coco: Value = serde_json::from_slice(&std::fs::read(coco_dir.join("annotations.json")).unwrap()).unwrap();
+    assert_eq!(coco["annotations"][0]["bbox"], json!([10.0, 20.0, 100.0, 200.0]));
+    assert_eq!(coco["categories"][coco["annotations"][0]["category_id"].as_u64().unwrap() as usize - 1]["name"], "live_reptile");
+    let file = coco["images"][0]["file_name"].as_str().unwrap();
+    assert!(image::open(coco_dir.join(file)).is_ok());
+    let boxes = std::fs::read_to_string(coco_dir.join("boxes.csv")).unwrap();
+    assert_eq!(boxes.lines().nth(1), Some(format!("{file},live_reptile,10.0,20.0,110.0,220.0").as_str()));
+    assert!(std::fs::read_to_string(coco_dir.join("manifest.csv")).unwrap().lines().nth(1).unwrap().starts_with(&format!("{file},")));
+}

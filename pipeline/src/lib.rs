@@ -16,6 +16,7 @@ pub mod infer;
 pub mod pipeline;
 pub mod record;
 pub mod reuse;
+pub mod reviewed;
 pub mod serve;
 pub mod sink;
 mod simd;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 mod fleet_cli;
 mod reuse_cli;
+mod reviewed_cli;
 mod serve_cli;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -56,15 +57,22 @@ enum Command {
     Serve(Box<serve_cli::ServeArgs>),
     /// Make, list or revoke the API tokens of `tusk serve`.
     Token(serve_cli::TokenArgs),
+    /// Write reviewed objects as labelled training data (`tusk export reviewed`).
+    Export(reviewed_cli::ExportArgs),
 }
 
 #[derive(Debug, Args)]
 struct EvalArgs {
     /// Folder the CSV's `file` paths are relative to.
-    source: PathBuf,
+    #[arg(required_unless_present = "reviewed")]
+    source: Option<PathBuf>,
     /// CSV with a header naming `file` and `label` columns (other columns are ignored).
-    #[arg(long)]
-    labels: PathBuf,
+    #[arg(long, required_unless_present = "reviewed")]
+    labels: Option<PathBuf>,
+    /// Instead of labelled images: each model's precision on the flags reviewers confirmed or
+    /// rejected in the store `--db` (per version and label, with the reasons for rejections).
+    #[arg(long, requires = "db", conflicts_with_all = ["source", "labels", "boxes", "map"])]
+    reviewed: bool,
     /// Dataset label → tusk labels: `ivory_composite=ivory`, `reptile=live_reptile`,
     /// `ivory_painting=~ivory` (left out of ivory's metrics), `x=` (negative for all). Repeatable
     /// or comma-separated. Without a rule a dataset label counts as positive for the tusk label of
@@ -372,10 +380,18 @@ fn main() -> ExitCode {
         Command::Worker(args) => fleet_cli::run_worker(*args),
         Command::Serve(args) => serve_cli::run_serve(*args),
         Command::Token(args) => serve_cli::run_token(args),
+        Command::Export(args) => reviewed_cli::run_export(args),
     }
 }
 
 fn eval(args: EvalArgs) -> ExitCode {
+    if args.reviewed {
+        return reviewed_cli::run_report(args.db.clone().unwrap_or_else(|| Db::Sqlite("tusk.db".into())), args.json);
+    }
+    let (Some(source), Some(labels)) = (args.source.clone(), args.labels.clone()) else {
+        eprintln!("error: tusk eval needs SOURCE and --labels (or --reviewed)");
+        return ExitCode::from(2);
+    };
     let map = match eval::LabelMap::parse(&args.map) {
         Ok(m) => m,
         Err(e) => {
@@ -395,7 +411,8 @@ fn eval(args: EvalArgs) -> ExitCode {
             Db::Sqlite(temp.join("eval.db"))
         }
     };
-    let source = SourceSpec::Folder { root: args.source.clone(), kind };
+    let source_dir = source;
+    let source = SourceSpec::Folder { root: source_dir.clone(), kind };
     let models = match find_models(args.models.as_deref()) {
         Ok(d) => d,
         Err(e) => {
@@ -413,7 +430,7 @@ fn eval(args: EvalArgs) -> ExitCode {
     }
     opts.batch = args.batch.max(1);
     let result = match runtime() {
-        Ok(rt) => rt.block_on(eval::evaluate(&args.labels, args.boxes.as_deref(), &args.source, kind, &map, opts, Arc::new(CliProgress::new(ProgressArg::Log)))),
+        Ok(rt) => rt.block_on(eval::evaluate(&labels, args.boxes.as_deref(), &source_dir, kind, &map, opts, Arc::new(CliProgress::new(ProgressArg::Log)))),
         Err(code) => return code,
     };
     if args.db.is_none() {

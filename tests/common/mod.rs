@@ -111,6 +111,15 @@ pub fn count(db: &Path, sql: &str) -> i64 {
     })
 }
 
+/// Runs a SQL query returning one integer column.
+pub fn query_ids(db: &Path, sql: &str) -> Vec<i64> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let p = pool(db).await;
+        sqlx::query_scalar::<_, i64>(sql).fetch_all(&p).await.unwrap()
+    })
+}
+
 /// Runs a SQL query returning rows of two text columns.
 pub fn pairs(db: &Path, sql: &str) -> Vec<(String, String)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

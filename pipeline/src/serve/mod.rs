@@ -129,16 +129,7 @@ impl App {
     /// Where a stored object's picture is on this machine: a posted scan's upload, or a
     /// relative uri under one of `--images` (never outside it).
     pub fn picture_path(&self, uri: &str) -> Option<PathBuf> {
-        if uri.starts_with("upload://") {
-            let sha = uri.rsplit('/').next().unwrap_or("");
-            let p = self.uploads.join(sha);
-            return (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) && p.is_file()).then_some(p);
-        }
-        let rel = std::path::Path::new(uri);
-        if uri.contains("://") || rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-            return None;
-        }
-        self.opts.images.iter().map(|dir| dir.join(rel)).find(|p| p.is_file())
+        crate::reviewed::find_picture(uri, Some(&self.uploads), &self.opts.images)
     }
 
     /// A stored object's picture bytes, when kept here.
