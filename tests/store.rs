@@ -273,6 +273,9 @@ async fn decisions_and_review_queue(store: Store) {
     assert!(store.add_decision(&decide(b, "undo", Some(confirm.id))).await.unwrap().is_none(), "not b's decision");
     assert!(store.add_decision(&decide(quiet + 1000, "confirm", None)).await.unwrap().is_none(), "no such object");
     assert_eq!(queue(QueueFilter { decided: Some(false), ..Default::default() }).await, [b]);
+    assert_eq!(queue(QueueFilter { decided: Some(false), order: QueueOrder::Uncertain, ..Default::default() }).await, [b]);
+    assert_eq!(queue(QueueFilter { decided: Some(true), order: QueueOrder::Uncertain, label: Some("ivory".into()), ..Default::default() }).await, [a]);
+    assert_eq!(queue(QueueFilter { order: QueueOrder::Uncertain, seller: Some("s1".into()), model_version: Some(version.clone()), ..Default::default() }).await, [a]);
     // A later decision stands over an earlier one; undoing it brings the earlier back.
     let second = store.add_decision(&decide(a, "reject", None)).await.unwrap().unwrap();
     assert_eq!(store.review_queue(&QueueFilter { limit: 5, seller: Some("s1".into()), ..Default::default() }).await.unwrap()[0].decision.as_deref(), Some("reject"));

@@ -42,7 +42,7 @@ impl HammingHash for Pdq {
 }
 
 /// One chunk's table: entry positions grouped by the chunk's value (offsets into `entries`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Table {
     start: u32,
     len: u32,
@@ -58,7 +58,7 @@ const MAX_CHUNK_BITS: u32 = 22;
 
 /// The index. Entries are numbered in insertion order (their *position*), which callers map to
 /// their own records.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HammingIndex<H: HammingHash> {
     hashes: Vec<H>,
     alive: Vec<bool>,

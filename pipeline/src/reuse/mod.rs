@@ -279,7 +279,7 @@ impl Match {
 }
 
 /// Every stored object with its hashes, indexed for Hamming search: one slot per view.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Catalog {
     /// The objects, by position.
     pub entries: Vec<Entry>,

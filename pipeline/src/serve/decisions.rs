@@ -78,7 +78,7 @@ pub async fn decide(app: &Arc<App>, who: &str, object_id: i64, input: &DecisionI
     }
     let mut targets = vec![object_id];
     if input.cluster && input.action != "undo" {
-        let clusters = super::review::clusters::index(app).await?;
+        let clusters = super::review::clusters::complete(app).await?;
         targets.extend(clusters.others(object_id));
     }
     let mut out = Vec::new();

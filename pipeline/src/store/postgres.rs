@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::{decision_from, queue_row_from, Decision, DecisionFilter, DecisionRow, NewDecision, QueueFilter, QueueOrder, QueueRow, QueueSqlRow, DECISION_COLUMNS};
+use super::{decision_from, queue_row_from, Decision, DecisionFilter, DecisionRow, NewDecision, QueueFilter, QueueRow, QueueSqlRow, DECISION_COLUMNS};
 use super::{record_from, RecordRow, TokenRow, model_task_and_thresholds, Backend, ObjectRow, RunCounts, RunStatus, StoreError, StoredBox, HASH_VERSION};
 use crate::infer::ModelManifest;
 use crate::record::Record;
@@ -342,36 +342,12 @@ impl Backend for PgStore {
     }
 
     async fn review_queue(&self, f: &QueueFilter) -> Result<Vec<QueueRow>, StoreError> {
-        let order = match f.order {
-            QueueOrder::Newest => "id DESC",
-            QueueOrder::Uncertain => "ABS(score - COALESCE((thresholds::jsonb ->> label)::float8, 0.5)), id DESC",
-        };
-        let rows: Vec<QueueSqlRow> = sqlx::query_as(&format!(
-            "SELECT * FROM (
-               SELECT DISTINCT ON (o.id) o.id, o.uri, o.kind, o.seller_id, o.platform, o.listing_id, CAST(o.updated_at AS TEXT) AS updated_at,
-                      d.label, d.score, m.name, m.version, m.thresholds,
-                      (SELECT x.action FROM decisions x WHERE x.object_id = o.id AND x.fingerprint = o.fingerprint AND x.action <> 'undo'
-                         AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = x.id) ORDER BY x.id DESC LIMIT 1) AS decision
-               FROM objects o
-               JOIN detections d ON d.object_id = o.id AND d.fingerprint = o.fingerprint AND d.flagged
-               JOIN models m ON m.id = d.model_id
-               WHERE ($1::TEXT IS NULL OR d.label = $1) AND ($2::TEXT IS NULL OR o.kind = $2) AND ($3::TEXT IS NULL OR o.platform = $3)
-                 AND ($4::TEXT IS NULL OR o.seller_id = $4) AND ($5::TEXT IS NULL OR m.version = $5)
-               ORDER BY o.id, d.score DESC, d.id
-             ) q
-             WHERE $6::BOOLEAN IS NULL OR (decision IS NOT NULL) = $6
-             ORDER BY {order} LIMIT $7 OFFSET $8"
-        ))
-        .bind(&f.label)
-        .bind(&f.kind)
-        .bind(&f.platform)
-        .bind(&f.seller)
-        .bind(&f.model_version)
-        .bind(f.decided)
-        .bind(f.limit)
-        .bind(f.offset)
-        .fetch_all(&self.pool)
-        .await?;
+        let (sql, params) = super::review::queue_sql(f, super::review::Dialect::Postgres);
+        let mut q = sqlx::query_as::<_, QueueSqlRow>(&sql);
+        for p in params {
+            q = q.bind(p);
+        }
+        let rows = q.bind(f.limit).bind(f.offset).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(queue_row_from).collect())
     }
 }

@@ -150,3 +150,99 @@ pub fn standing(decisions: &[Decision]) -> std::collections::BTreeMap<i64, &Deci
 pub(super) fn threshold_of(thresholds: &str, label: &str) -> Option<f64> {
     serde_json::from_str::<serde_json::Value>(thresholds).ok()?.get(label)?.as_f64()
 }
+
+/// The SQL dialects the review queue is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    /// `?` placeholders, JSON by `json_extract`, integers for booleans.
+    Sqlite,
+    /// `$n` placeholders, `jsonb`, booleans.
+    Postgres,
+}
+
+/// The review queue's query for `f` and its text parameters in order (then LIMIT and OFFSET,
+/// bound by the caller). Only the filters given appear in the SQL, so each database can use
+/// its indexes. Newest-first walks objects backwards by id and stops after a page; the
+/// uncertain order ranks every flagged object's strongest detection by its distance to the
+/// threshold.
+pub(super) fn queue_sql(f: &QueueFilter, dialect: Dialect) -> (String, Vec<String>) {
+    let mut params: Vec<String> = Vec::new();
+    let mut ph = |v: &str| {
+        params.push(v.to_string());
+        match dialect {
+            Dialect::Sqlite => "?".to_string(),
+            Dialect::Postgres => format!("${}", params.len()),
+        }
+    };
+    let flagged = if dialect == Dialect::Sqlite { "= 1" } else { "" };
+    let threshold = match dialect {
+        Dialect::Sqlite => "COALESCE(json_extract(m.thresholds, '$.\"' || d.label || '\"'), 0.5)",
+        Dialect::Postgres => "COALESCE((m.thresholds::jsonb ->> d.label)::float8, 0.5)",
+    };
+    let decision = "(SELECT x.action FROM decisions x WHERE x.object_id = o.id AND x.fingerprint = o.fingerprint AND x.action <> 'undo'
+                       AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = x.id) ORDER BY x.id DESC LIMIT 1)";
+    // Conditions on the detection (d or d2), then on the object.
+    let mut on_detection = String::new();
+    if let Some(l) = &f.label {
+        on_detection += &format!(" AND {{d}}.label = {}", ph(l));
+    }
+    if let Some(v) = &f.model_version {
+        on_detection += &format!(" AND {{d}}.model_id IN (SELECT id FROM models WHERE version = {})", ph(v));
+    }
+    let mut on_object = String::new();
+    for (col, v) in [("kind", &f.kind), ("platform", &f.platform), ("seller_id", &f.seller)] {
+        if let Some(v) = v {
+            on_object += &format!(" AND o.{col} = {}", ph(v));
+        }
+    }
+    let decided = match f.decided {
+        Some(true) => " AND decision IS NOT NULL",
+        Some(false) => " AND decision IS NULL",
+        None => "",
+    };
+    let limit = |n: usize| match dialect {
+        Dialect::Sqlite => "LIMIT ? OFFSET ?".to_string(),
+        Dialect::Postgres => format!("LIMIT ${} OFFSET ${}", n + 1, n + 2),
+    };
+    let columns = "o.id, o.uri, o.kind, o.seller_id, o.platform, o.listing_id, CAST(o.updated_at AS TEXT) AS updated_at, d.label, d.score, m.name, m.version, m.thresholds";
+    let sql = match f.order {
+        QueueOrder::Newest => format!(
+            "SELECT * FROM (
+               SELECT {columns}, {decision} AS decision
+               FROM objects o
+               JOIN detections d ON d.id = (SELECT d2.id FROM detections d2 WHERE d2.object_id = o.id AND d2.fingerprint = o.fingerprint AND d2.flagged {flagged}{}
+                                             ORDER BY d2.score DESC, d2.id LIMIT 1)
+               JOIN models m ON m.id = d.model_id
+               WHERE TRUE{on_object}
+             ) q WHERE TRUE{} ORDER BY id DESC {}",
+            on_detection.replace("{d}", "d2"),
+            decided.replace("decision", "q.decision"),
+            limit(params.len())
+        ),
+        QueueOrder::Uncertain => {
+            let strongest = match dialect {
+                // SQLite takes a MAX() row's other columns from that row: the strongest detection.
+                Dialect::Sqlite => format!(
+                    "SELECT {}, MAX(d.score) AS top, {threshold} AS threshold_now, {decision} AS decision
+                     FROM detections d JOIN objects o ON o.id = d.object_id AND o.fingerprint = d.fingerprint JOIN models m ON m.id = d.model_id
+                     WHERE d.flagged {flagged}{}{on_object} GROUP BY o.id",
+                    columns.replace("d.score", "d.score AS score0"),
+                    on_detection.replace("{d}", "d")
+                ),
+                Dialect::Postgres => format!(
+                    "SELECT DISTINCT ON (o.id) {columns}, d.score AS top, {threshold} AS threshold_now, {decision} AS decision
+                     FROM detections d JOIN objects o ON o.id = d.object_id AND o.fingerprint = d.fingerprint JOIN models m ON m.id = d.model_id
+                     WHERE d.flagged {flagged}{}{on_object} ORDER BY o.id, d.score DESC, d.id",
+                    on_detection.replace("{d}", "d")
+                ),
+            };
+            format!(
+                "SELECT id, uri, kind, seller_id, platform, listing_id, updated_at, label, top, name, version, thresholds, decision
+                 FROM ({strongest}) q WHERE TRUE{} ORDER BY ABS(top - threshold_now), id DESC {}",
+                decided.replace("decision", "q.decision"),
+                limit(params.len())
+            )
+        }
+    };
+    (sql, params)
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{decision_from, queue_row_from, Decision, DecisionFilter, DecisionRow, NewDecision, QueueFilter, QueueOrder, QueueRow, QueueSqlRow, DECISION_COLUMNS};
+use super::{decision_from, queue_row_from, Decision, DecisionFilter, DecisionRow, NewDecision, QueueFilter, QueueRow, QueueSqlRow, DECISION_COLUMNS};
 use super::{record_from, RecordRow, TokenRow, model_task_and_thresholds, Backend, ObjectRow, RunCounts, RunStatus, StoreError, StoredBox, HASH_VERSION};
 use crate::infer::ModelManifest;
 use crate::record::Record;
@@ -354,35 +354,12 @@ impl Backend for SqliteStore {
     }
 
     async fn review_queue(&self, f: &QueueFilter) -> Result<Vec<QueueRow>, StoreError> {
-        // SQLite takes the other columns of a MAX() row from that row: the strongest detection.
-        let order = match f.order {
-            QueueOrder::Newest => "o.id DESC",
-            QueueOrder::Uncertain => "ABS(score - COALESCE(json_extract(m.thresholds, '$.\"' || d.label || '\"'), 0.5)), o.id DESC",
-        };
-        let rows: Vec<QueueSqlRow> = sqlx::query_as(&format!(
-            "SELECT o.id, o.uri, o.kind, o.seller_id, o.platform, o.listing_id, o.updated_at,
-                    d.label, MAX(d.score) AS score, m.name, m.version, m.thresholds,
-                    (SELECT x.action FROM decisions x WHERE x.object_id = o.id AND x.fingerprint = o.fingerprint AND x.action <> 'undo'
-                       AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = x.id) ORDER BY x.id DESC LIMIT 1) AS decision
-             FROM objects o
-             JOIN detections d ON d.object_id = o.id AND d.fingerprint = o.fingerprint AND d.flagged = 1
-             JOIN models m ON m.id = d.model_id
-             WHERE (?1 IS NULL OR d.label = ?1) AND (?2 IS NULL OR o.kind = ?2) AND (?3 IS NULL OR o.platform = ?3)
-               AND (?4 IS NULL OR o.seller_id = ?4) AND (?5 IS NULL OR m.version = ?5)
-             GROUP BY o.id
-             HAVING ?6 IS NULL OR (decision IS NOT NULL) = ?6
-             ORDER BY {order} LIMIT ?7 OFFSET ?8"
-        ))
-        .bind(&f.label)
-        .bind(&f.kind)
-        .bind(&f.platform)
-        .bind(&f.seller)
-        .bind(&f.model_version)
-        .bind(f.decided)
-        .bind(f.limit)
-        .bind(f.offset)
-        .fetch_all(&self.pool)
-        .await?;
+        let (sql, params) = super::review::queue_sql(f, super::review::Dialect::Sqlite);
+        let mut q = sqlx::query_as::<_, QueueSqlRow>(&sql);
+        for p in params {
+            q = q.bind(p);
+        }
+        let rows = q.bind(f.limit).bind(f.offset).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(queue_row_from).collect())
     }
 }

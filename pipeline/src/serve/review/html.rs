@@ -173,6 +173,8 @@ pub struct QueueView {
     pub models: Vec<(String, String)>,
     /// Time the store took for the queue, for the footer.
     pub took_ms: f64,
+    /// Whether the re-used-photo clusters cover every object yet.
+    pub clusters_complete: bool,
 }
 
 fn undo_bar(r: &Reviewer, ids: &[i64], back: &str) -> Markup {
@@ -285,7 +287,10 @@ pub fn queue(r: &Reviewer, v: QueueView) -> Html<String> {
             @if v.page > 0 { a href=(page_link(v.page - 1)) rel="prev" { "← newer" } }
             @if v.more { a href=(page_link(v.page + 1)) rel="next" { "more →" } }
         }
-        p.help { "Keys: j/k move · c confirm · r reason, then Enter · o open · u undo · / filters. Queue read in " (format!("{:.0}", v.took_ms)) " ms." }
+        p.help {
+            "Keys: j/k move · c confirm · r reason, then Enter · o open · u undo · / filters. Queue read in " (format!("{:.0}", v.took_ms)) " ms."
+            @if !v.clusters_complete { span #clusters-pending { " Re-used photos are still being grouped: copies may show as items of their own." } }
+        }
     })
 }
 

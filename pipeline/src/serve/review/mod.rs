@@ -160,11 +160,14 @@ async fn queue(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Res
     let p = params(&uri);
     let (filter, page) = queue_filter(&p);
     let started = std::time::Instant::now();
-    let rows = match app.store.review_queue(&filter).await {
+    // One row more than a page tells whether there is a next page.
+    let mut rows = match app.store.review_queue(&QueueFilter { limit: PAGE + 1, ..filter }).await {
         Ok(rows) => rows,
         Err(e) => return ApiError::store(e).into_response(),
     };
-    let clusters = match clusters::index(&app).await {
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let (clusters, clusters_complete) = match clusters::index(&app).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -183,16 +186,16 @@ async fn queue(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Res
     let view = html::QueueView {
         items,
         page,
-        more: false,
+        more,
         params: p.clone(),
         here: here_without_undo(&uri),
         undo: undo_ids(&p),
         labels: labels.into_iter().collect(),
         models,
         took_ms: started.elapsed().as_secs_f64() * 1000.0,
+        clusters_complete,
     };
-    let more = view.items.len() as i64 >= 1 && app.store.review_queue(&QueueFilter { offset: (page + 1) * PAGE, limit: 1, ..filter }).await.map(|r| !r.is_empty()).unwrap_or(false);
-    html::queue(&r, html::QueueView { more, ..view }).into_response()
+    html::queue(&r, view).into_response()
 }
 
 /// A stored object's picture: a scan with its boxes drawn, a listing photo as it is; scaled to
@@ -248,7 +251,7 @@ async fn object_page(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, 
         Err(e) => return ApiError::store(e).into_response(),
     };
     let cluster = match clusters::index(&app).await {
-        Ok(c) => c.others(id),
+        Ok((c, _)) => c.others(id),
         Err(e) => return e.into_response(),
     };
     // The same photo posted elsewhere, verified, with the evidence.
@@ -363,7 +366,7 @@ async fn undo_form(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, Fo
 /// The seller–seller links with, for each, whether a reviewer confirmed a find among the
 /// photos they share.
 async fn links_with_confirmation(app: &Arc<App>) -> Result<Vec<(reuse::Link, bool)>, ApiError> {
-    let index = clusters::index(app).await?;
+    let (index, _) = clusters::index(app).await?;
     let standing = app.store.decisions(&DecisionFilter::default()).await.map_err(ApiError::store)?;
     let confirmed: BTreeSet<i64> = crate::store::review::standing(&standing).into_iter().filter(|(_, d)| d.action == "confirm").map(|(o, _)| o).collect();
     let catalog = app.catalog.read().await;
