@@ -236,6 +236,7 @@ fn analyst_reviews_in_a_real_browser() {
     assert_eq!(loaded, json!(true), "the scan's picture loads: {:?}", b.attr(&picture, "src"));
     let meta = b.find("#meta");
     assert!(b.text(&meta).contains("gate-3"));
+    b.eval("window.scrollTo(0, 0); document.activeElement.blur(); return true;");
     b.screenshot(&screenshots().join("review-scan.png"));
     let x1 = b.find("#boxes input[name=box0_x1]");
     b.clear(&x1);

@@ -174,13 +174,30 @@ pub(super) fn queue_sql(f: &QueueFilter, dialect: Dialect) -> (String, Vec<Strin
             Dialect::Postgres => format!("${}", params.len()),
         }
     };
-    let flagged = if dialect == Dialect::Sqlite { "= 1" } else { "" };
-    let threshold = match dialect {
-        Dialect::Sqlite => "COALESCE(json_extract(m.thresholds, '$.\"' || d.label || '\"'), 0.5)",
-        Dialect::Postgres => "COALESCE((m.thresholds::jsonb ->> d.label)::float8, 0.5)",
+    // The standing decision (the latest confirm or reject no undo took back) and the label's
+    // threshold. SQLite looks each up per row through its indexes (it does not index a
+    // materialised table); PostgreSQL computes them once and hash-joins.
+    let (with, joins, decision, threshold, flagged) = match dialect {
+        Dialect::Sqlite => (
+            "",
+            "",
+            "(SELECT x.action FROM decisions x WHERE x.object_id = o.id AND x.fingerprint = o.fingerprint AND x.action <> 'undo'
+                AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = x.id) ORDER BY x.id DESC LIMIT 1)",
+            "COALESCE(json_extract(m.thresholds, '$.\"' || {label} || '\"'), 0.5)",
+            "= 1",
+        ),
+        Dialect::Postgres => (
+            "WITH s AS MATERIALIZED (
+               SELECT x.object_id, x.fingerprint, x.action FROM decisions x WHERE x.id IN (
+                 SELECT MAX(y.id) FROM decisions y WHERE y.action <> 'undo' AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = y.id)
+                 GROUP BY y.object_id, y.fingerprint)),
+             t AS MATERIALIZED (SELECT m.id AS model_id, t.key AS label, t.value::float8 AS threshold FROM models m, jsonb_each_text(m.thresholds::jsonb) t)",
+            "LEFT JOIN s ON s.object_id = o.id AND s.fingerprint = o.fingerprint",
+            "s.action",
+            "COALESCE((SELECT t.threshold FROM t WHERE t.model_id = m.id AND t.label = {label}), 0.5)",
+            "",
+        ),
     };
-    let decision = "(SELECT x.action FROM decisions x WHERE x.object_id = o.id AND x.fingerprint = o.fingerprint AND x.action <> 'undo'
-                       AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = x.id) ORDER BY x.id DESC LIMIT 1)";
     // Conditions on the detection (d or d2), then on the object.
     let mut on_detection = String::new();
     if let Some(l) = &f.label {
@@ -196,51 +213,52 @@ pub(super) fn queue_sql(f: &QueueFilter, dialect: Dialect) -> (String, Vec<Strin
         }
     }
     let decided = match f.decided {
-        Some(true) => " AND decision IS NOT NULL",
-        Some(false) => " AND decision IS NULL",
-        None => "",
+        Some(true) => format!(" AND {decision} IS NOT NULL"),
+        Some(false) => format!(" AND {decision} IS NULL"),
+        None => String::new(),
     };
-    let limit = |n: usize| match dialect {
+    let limit = match dialect {
         Dialect::Sqlite => "LIMIT ? OFFSET ?".to_string(),
-        Dialect::Postgres => format!("LIMIT ${} OFFSET ${}", n + 1, n + 2),
+        Dialect::Postgres => format!("LIMIT ${} OFFSET ${}", params.len() + 1, params.len() + 2),
     };
-    let columns = "o.id, o.uri, o.kind, o.seller_id, o.platform, o.listing_id, CAST(o.updated_at AS TEXT) AS updated_at, d.label, d.score, m.name, m.version, m.thresholds";
+    let columns = format!("o.id, o.uri, o.kind, o.seller_id, o.platform, o.listing_id, CAST(o.updated_at AS TEXT) AS updated_at, d.label, d.score, m.name, m.version, m.thresholds, {decision} AS decision");
     let sql = match f.order {
+        // Walks objects backwards by id and stops after a page.
         QueueOrder::Newest => format!(
-            "SELECT * FROM (
-               SELECT {columns}, {decision} AS decision
-               FROM objects o
-               JOIN detections d ON d.id = (SELECT d2.id FROM detections d2 WHERE d2.object_id = o.id AND d2.fingerprint = o.fingerprint AND d2.flagged {flagged}{}
-                                             ORDER BY d2.score DESC, d2.id LIMIT 1)
-               JOIN models m ON m.id = d.model_id
-               WHERE TRUE{on_object}
-             ) q WHERE TRUE{} ORDER BY id DESC {}",
+            "{with}
+             SELECT {columns}
+             FROM objects o
+             JOIN detections d ON d.id = (SELECT d2.id FROM detections d2 WHERE d2.object_id = o.id AND d2.fingerprint = o.fingerprint AND d2.flagged {flagged}{}
+                                           ORDER BY d2.score DESC, d2.id LIMIT 1)
+             JOIN models m ON m.id = d.model_id
+             {joins}
+             WHERE TRUE{on_object}{decided}
+             ORDER BY o.id DESC {limit}",
             on_detection.replace("{d}", "d2"),
-            decided.replace("decision", "q.decision"),
-            limit(params.len())
         ),
+        // Ranks every flagged object's strongest detection by its distance to the threshold.
         QueueOrder::Uncertain => {
             let strongest = match dialect {
                 // SQLite takes a MAX() row's other columns from that row: the strongest detection.
                 Dialect::Sqlite => format!(
-                    "SELECT {}, MAX(d.score) AS top, {threshold} AS threshold_now, {decision} AS decision
-                     FROM detections d JOIN objects o ON o.id = d.object_id AND o.fingerprint = d.fingerprint JOIN models m ON m.id = d.model_id
-                     WHERE d.flagged {flagged}{}{on_object} GROUP BY o.id",
-                    columns.replace("d.score", "d.score AS score0"),
+                    "SELECT d.id FROM detections d JOIN objects o ON o.id = d.object_id AND o.fingerprint = d.fingerprint
+                     WHERE d.flagged {flagged}{}{on_object} GROUP BY o.id HAVING d.score = MAX(d.score)",
                     on_detection.replace("{d}", "d")
                 ),
                 Dialect::Postgres => format!(
-                    "SELECT DISTINCT ON (o.id) {columns}, d.score AS top, {threshold} AS threshold_now, {decision} AS decision
-                     FROM detections d JOIN objects o ON o.id = d.object_id AND o.fingerprint = d.fingerprint JOIN models m ON m.id = d.model_id
+                    "SELECT DISTINCT ON (o.id) d.id FROM detections d JOIN objects o ON o.id = d.object_id AND o.fingerprint = d.fingerprint
                      WHERE d.flagged {flagged}{}{on_object} ORDER BY o.id, d.score DESC, d.id",
                     on_detection.replace("{d}", "d")
                 ),
             };
             format!(
-                "SELECT id, uri, kind, seller_id, platform, listing_id, updated_at, label, top, name, version, thresholds, decision
-                 FROM ({strongest}) q WHERE TRUE{} ORDER BY ABS(top - threshold_now), id DESC {}",
-                decided.replace("decision", "q.decision"),
-                limit(params.len())
+                "{with}
+                 SELECT {columns}
+                 FROM detections d JOIN objects o ON o.id = d.object_id JOIN models m ON m.id = d.model_id
+                 {joins}
+                 WHERE d.id IN ({strongest}){decided}
+                 ORDER BY ABS(d.score - {}), o.id DESC {limit}",
+                threshold.replace("{label}", "d.label")
             )
         }
     };

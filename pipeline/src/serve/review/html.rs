@@ -50,7 +50,7 @@ ol.queue { list-style: none; padding: 0; margin: 1rem 0; }
 table { border-collapse: collapse; background: #fff; width: 100%; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line); font-size: .9rem; vertical-align: top; }
 .object { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 1.2rem; align-items: start; }
-#boxes input { width: 4.6rem; } #boxes input[type=text] { width: 7.5rem; }
+#boxes input { width: 4.2rem; } #boxes input[type=text] { width: 7rem; } #boxes table { width: auto; }
 .object figure { margin: 0; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: .5rem; }
 .object figure img { max-width: 100%; display: block; margin: auto; }
 .same { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: .8rem; }
