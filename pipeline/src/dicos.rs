@@ -161,7 +161,9 @@ fn check_lengths(data: &[u8], explicit: bool) -> Result<(), DicosError> {
             }
         } else {
             let len = u32_at(data, pos + 4);
-            (8, len, is_sequence(tag) || len == u32::MAX)
+            // An undefined length only where the dictionary makes the element a sequence:
+            // dicom-parser reads any other element's as a value length (4 GiB; found by fuzzing).
+            (8, len, is_sequence(tag))
         };
         pos += header;
         if len != u32::MAX && len as usize > data.len() - pos {
