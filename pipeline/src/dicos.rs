@@ -111,6 +111,21 @@ fn long_vr(vr: &[u8]) -> bool {
     matches!(vr, b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV")
 }
 
+/// Value representations with a 2-byte length in explicit VR encodings. Any VR in neither
+/// list is refused: dicom-parser reads an unknown VR as UN, with a 4-byte length, so a check
+/// that took it as short would let that length through unchecked (found by fuzzing).
+fn short_vr(vr: &[u8]) -> bool {
+    matches!(
+        vr,
+        b"AE" | b"AS" | b"AT" | b"CS" | b"DA" | b"DS" | b"DT" | b"FL" | b"FD" | b"IS" | b"LO" | b"LT" | b"PN" | b"SH" | b"SL" | b"SS" | b"ST" | b"TM" | b"UI" | b"UL" | b"US"
+    )
+}
+
+/// The error for an element whose VR is not a DICOM one.
+fn unknown_vr(tag: Tag, vr: &[u8]) -> DicosError {
+    malformed(format!("element {tag} has an unknown value representation {:?}", String::from_utf8_lossy(vr)))
+}
+
 /// Whether the standard dictionary makes `tag` a sequence (implicit VR data sets name no VR).
 fn is_sequence(tag: Tag) -> bool {
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
@@ -139,12 +154,16 @@ fn check_lengths(data: &[u8], explicit: bool) -> Result<(), DicosError> {
                     return Err(malformed(format!("element {tag} is cut off")));
                 }
                 (12, u32_at(data, pos + 8), vr == b"SQ" || (vr == b"UN" && u32_at(data, pos + 8) == u32::MAX))
-            } else {
+            } else if short_vr(vr) {
                 (8, u32::from(u16_at(data, pos + 6)), false)
+            } else {
+                return Err(unknown_vr(tag, vr));
             }
         } else {
             let len = u32_at(data, pos + 4);
-            (8, len, is_sequence(tag) || len == u32::MAX)
+            // An undefined length only where the dictionary makes the element a sequence:
+            // dicom-parser reads any other element's as a value length (4 GiB; found by fuzzing).
+            (8, len, is_sequence(tag))
         };
         pos += header;
         if len != u32::MAX && len as usize > data.len() - pos {
@@ -188,8 +207,10 @@ fn meta_group(bytes: &[u8], at: usize) -> Result<(usize, String), DicosError> {
                 return Err(malformed("the file meta group ends inside an element"));
             }
             (12, u32_at(meta, pos + 8) as usize)
-        } else {
+        } else if short_vr(&meta[pos + 4..pos + 6]) {
             (8, u16_at(meta, pos + 6) as usize)
+        } else {
+            return Err(unknown_vr(tag, &meta[pos + 4..pos + 6]));
         };
         if len > rest - header {
             return Err(malformed(format!("meta element {tag} announces {len} bytes but {} follow", rest - header)));

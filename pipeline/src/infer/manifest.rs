@@ -169,8 +169,14 @@ impl ModelManifest {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates the text of a `model.toml`; `path` names it in errors, and its
+    /// folder is where the `.onnx` file is looked for.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ModelError> {
         let mut manifest: ModelManifest =
-            toml::from_str(&text).map_err(|e| ModelError::Manifest {
+            toml::from_str(text).map_err(|e| ModelError::Manifest {
                 path: path.to_path_buf(),
                 message: e.to_string().replace('\n', " "),
             })?;

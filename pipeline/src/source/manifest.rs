@@ -80,7 +80,9 @@ pub fn walk(path: &Path, default_kind: Kind, emit: &mut dyn FnMut(Entry) -> bool
     Ok(())
 }
 
-fn parse(line: &str, base: &Path, default_kind: Kind) -> Result<Item, String> {
+/// Parses one manifest line (not blank) into an item, or says why it is not one; relative
+/// paths are resolved against `base`, and objects without a `kind` get `default_kind`.
+pub fn parse(line: &str, base: &Path, default_kind: Kind) -> Result<Item, String> {
     let l: Line = serde_json::from_str(line).map_err(|e| e.to_string())?;
     let location = resolve(&l.uri, base)?;
     Ok(Item {
