@@ -7,8 +7,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -26,36 +26,16 @@ struct Server {
     analyst: String,
 }
 
-fn tusk_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tusk"));
-    c.args(args).env("TUSK_MODELS", common::models_dir());
-    c
-}
 
 impl Server {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("serve.db").display().to_string();
-        let token = |role: &str| {
-            let out = common::succeeded(tusk_cmd(&["token", "create", "--role", role, "--name", role, "--db", &db]).output().unwrap(), "token create");
-            out.trim().to_string()
-        };
+        let token = |role: &str| common::create_token(&db, role, role);
         let (station, crawler, analyst) = (token("station"), token("crawler"), token("analyst"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
         let data = dir.path().join("data");
-        let child = tusk_cmd(&["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", &db, "--data", data.to_str().unwrap(), "--max-in-flight", "4"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let s = Server { child, port, dir, station, crawler, analyst };
-        let started = Instant::now();
-        while ureq::get(&s.url("/healthz")).call().is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "tusk serve did not start: {}", s.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
+        let (child, port) = common::spawn_serve(dir.path(), &db, &["--data", data.to_str().unwrap(), "--max-in-flight", "4"]);
+        Server { child, port, dir, station, crawler, analyst }
     }
 
     fn url(&self, path: &str) -> String {
@@ -64,10 +44,6 @@ impl Server {
 
     fn db(&self) -> PathBuf {
         self.dir.path().join("serve.db")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }
 
     /// Posts `body` as `content_type` to `path` with `token` (and `accept`).

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::webdriver::Browser;
@@ -22,35 +22,17 @@ struct Server {
     crawler: String,
 }
 
-fn tusk_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tusk"));
-    c.args(args).env("TUSK_MODELS", common::models_dir());
-    c
-}
-
 impl Server {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("demo.db");
         common::scan_ok(&common::demo_dir().join("manifest.jsonl"), &db, &[]);
         let db = db.to_str().unwrap().to_string();
-        let token = |role: &str, name: &str| common::succeeded(tusk_cmd(&["token", "create", "--role", role, "--name", name, "--db", &db]).output().unwrap(), "token create").trim().to_string();
+        let token = |role: &str, name: &str| common::create_token(&db, role, name);
         let (analyst, station, crawler) = (token("analyst", "ana"), token("station", "gate-3"), token("crawler", "crawler-1"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
         let demo = common::demo_dir();
-        let child = tusk_cmd(&["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", &db, "--images", demo.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let s = Server { child, port, dir, analyst, station, crawler };
-        let started = Instant::now();
-        while ureq::get(&s.url("/healthz")).call().is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "tusk serve did not start: {}", s.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
+        let (child, port) = common::spawn_serve(dir.path(), &db, &["--images", demo.to_str().unwrap()]);
+        Server { child, port, dir, analyst, station, crawler }
     }
 
     fn url(&self, path: &str) -> String {

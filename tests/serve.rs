@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -20,11 +20,7 @@ struct Server {
     admin: String,
 }
 
-fn tusk_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tusk"));
-    c.args(args).env("TUSK_MODELS", common::models_dir());
-    c
-}
+use common::tusk_cmd;
 
 impl Server {
     fn start(extra: &[&str]) -> Self {
@@ -35,27 +31,13 @@ impl Server {
 
     /// Starts on the store `db` (a SQLite path or a postgres:// url).
     fn start_on(dir: tempfile::TempDir, db: &str, extra: &[&str]) -> Self {
-        let token = |role: &str| {
-            let out = common::succeeded(tusk_cmd(&["token", "create", "--role", role, "--name", role, "--db", db]).output().unwrap(), "token create");
-            out.trim().to_string()
-        };
+        let token = |role: &str| common::create_token(db, role, role);
         let (station, crawler, analyst, admin) = (token("station"), token("crawler"), token("analyst"), token("admin"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
         let data = dir.path().join("data");
-        let child = tusk_cmd(&["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", db, "--data", data.to_str().unwrap()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let s = Server { child: Some(child), port, dir, station, crawler, analyst, admin };
-        let started = Instant::now();
-        while ureq::get(&s.url("/healthz")).call().is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "tusk serve did not start: {}", s.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
+        let mut args = vec!["--data", data.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (child, port) = common::spawn_serve(dir.path(), db, &args);
+        Server { child: Some(child), port, dir, station, crawler, analyst, admin }
     }
 
     fn url(&self, path: &str) -> String {

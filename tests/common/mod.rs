@@ -50,6 +50,32 @@ pub fn python_reference(model: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
 }
 
+/// `tusk` with `args`, finding the committed models (for commands the test starts itself).
+pub fn tusk_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tusk"));
+    c.args(args).env("TUSK_MODELS", models_dir());
+    c
+}
+
+/// Makes an API token on the store `db` and returns it.
+pub fn create_token(db: &str, role: &str, name: &str) -> String {
+    succeeded(tusk_cmd(&["token", "create", "--role", role, "--name", name, "--db", db]).output().unwrap(), "token create").trim().to_string()
+}
+
+/// Starts `tusk serve --db DB ARGS…` on a free loopback port, its log in `dir/serve.log`, and
+/// waits until `/healthz` answers; returns the process and the port.
+pub fn spawn_serve(dir: &Path, db: &str, args: &[&str]) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+    let child = tusk_cmd(&["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", db]).args(args).stdout(std::process::Stdio::null()).stderr(log).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while ureq::get(&format!("http://127.0.0.1:{port}/healthz")).call().is_err() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "tusk serve did not start: {}", std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (child, port)
+}
+
 /// Runs `tusk` with `args` from the repository root and returns its output.
 pub fn tusk(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tusk"))
