@@ -2,11 +2,17 @@
 
 Every image of a group lands on the same side, so a re-crop of a test photo is never trained on.
 Groups are stratified by label (a group's label is its most common one), 70 / 15 / 15, with a
-fixed seed. Rows from the ImageNet samples repository go to a separate `imagenet` split: the
+fixed seed. Rows from the ImageNet samples repository, and rows the dataset marks as
+"ImageNet-derived" (PyTorch's hymenoptera ants and bees), go to a separate `imagenet` split: the
 backbone was pretrained on ImageNet and may have seen them, so they are reported apart and never
 trained on.
 
-Writes datasets/listing-v1/split.csv (file, label, group, split) and test.csv (file, label: the
+With --base (an earlier split.csv), every group already in it keeps its split and only the new
+groups are split as above: a later model's test split then holds no image an earlier model
+trained on, so both can be measured on it. listing-v1: no --base; listing-v2: --base
+datasets/listing-v1/split.csv.
+
+Writes datasets/<version>/split.csv (file, label, group, split) and test.csv (file, label: the
 test split, for `tusk eval --labels`): paths only, no images.
 """
 
@@ -24,8 +30,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/listing")
     ap.add_argument("--out", type=Path, default=ROOT / "datasets/listing-v1/split.csv")
+    ap.add_argument("--base", type=Path, help="an earlier split.csv whose groups keep their split")
     ap.add_argument("--seed", type=int, default=20261130)
     args = ap.parse_args()
+
+    kept: dict[str, str] = {}
+    if args.base:
+        kept = {r["group"]: r["split"] for r in csv.DictReader(open(args.base, newline=""))}
 
     rows = list(csv.DictReader(open(args.data / "labels.csv", newline="")))
     groups: dict[str, list[dict]] = collections.defaultdict(list)
@@ -35,7 +46,10 @@ def main() -> None:
     by_label: dict[str, list[str]] = collections.defaultdict(list)
     split_of: dict[str, str] = {}
     for gid, members in sorted(groups.items(), key=lambda kv: int(kv[0])):
-        if any(IMAGENET_SOURCE in m["source"] for m in members):
+        if gid in kept:
+            split_of[gid] = kept[gid]
+            continue
+        if any(IMAGENET_SOURCE in m["source"] or "ImageNet-derived" in m["detail"] for m in members):
             split_of[gid] = "imagenet"
             continue
         label = collections.Counter(m["label"] for m in members).most_common(1)[0][0]
