@@ -315,7 +315,8 @@ def main() -> None:
 
     sys.argv = [sys.argv[0], "--version", args.version, "--data", str(args.data), "--split", str(args.split), "--renders", str(args.renders),
                 "--work", str(args.work), "--out", str(args.out), "--threads", str(args.threads),
-                "--extra", json.dumps({"onnx_vs_torch_max_diff": diff, "training_seconds": round(time.time() - started)})]
+                "--extra", json.dumps({"onnx_vs_torch_max_diff": diff, "epochs": args.epochs, "seed": args.seed,
+                                         "training_seconds": round(time.time() - started)})]
     evaluate.main()
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB, sha256 {sha}) in {time.time() - started:.0f} s")
