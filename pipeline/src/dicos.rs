@@ -132,51 +132,113 @@ fn is_sequence(tag: Tag) -> bool {
     dicom_dictionary_std::StandardDataDictionary.by_tag(tag).is_some_and(|e| matches!(e.vr(), VirtualVr::Exact(VR::SQ)))
 }
 
+/// Sequences nested deeper than this are refused (real DICOS objects nest a few levels).
+const MAX_DEPTH: usize = 32;
+
+/// The item tag, and the item and sequence delimiters.
+const ITEM: Tag = Tag(0xFFFE, 0xE000);
+const ITEM_END: Tag = Tag(0xFFFE, 0xE00D);
+const SEQUENCE_END: Tag = Tag(0xFFFE, 0xE0DD);
+
+/// What dicom-parser expects next inside an open container: data elements (the data set, or
+/// an item's), or items (a sequence's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Elements,
+    Items,
+}
+
 /// Checks every element length in `data` (little endian, explicit or implicit VR) against the
-/// bytes that follow it, descending into sequences. dicom-object's parser reserves (and
-/// zeroes) an element's announced length before reading it, so without this a few hundred
-/// hostile bytes could make it take 4 GiB.
+/// bytes of the container that holds it, walking the grammar dicom-parser walks: data elements
+/// where it reads data elements, items where it reads items, each length inside its sequence's
+/// or item's. dicom-object's parser reserves (and zeroes) an element's announced length before
+/// reading it, so a length it reads that this walk did not check could make a few hundred
+/// hostile bytes take gigabytes; the walk therefore refuses whatever the parser would read in
+/// another way than it does (an item tag among data elements, which the parser reads as a
+/// value; an undefined length on anything but a sequence; encapsulated pixel data).
 fn check_lengths(data: &[u8], explicit: bool) -> Result<(), DicosError> {
+    // Open containers: what they hold, and where they end (None: at their delimiter).
+    let mut open: Vec<(Expect, Option<usize>)> = vec![(Expect::Elements, Some(data.len()))];
     let mut pos = 0usize;
-    while pos < data.len() {
-        let rest = data.len() - pos;
+    loop {
+        let (expect, end) = *open.last().expect("the data set stays open");
+        if let Some(end) = end {
+            if pos == end {
+                open.pop();
+                if open.is_empty() {
+                    return Ok(());
+                }
+                continue;
+            }
+        }
+        let limit = end.unwrap_or(data.len());
+        let rest = limit - pos;
         if rest < 8 {
-            return Err(malformed(format!("{rest} stray bytes after the last element")));
+            return Err(malformed(if pos == data.len() { "the data ends inside a sequence or item".to_string() } else { format!("{rest} stray bytes at the end of a sequence, item or the data set") }));
         }
         let tag = Tag(u16_at(data, pos), u16_at(data, pos + 2));
-        let (header, len, contains_elements) = if tag.0 == 0xFFFE {
-            // Item and delimiters: an item's elements follow its header.
-            (8, u32_at(data, pos + 4), true)
-        } else if explicit {
+        let item_len = u32_at(data, pos + 4);
+        if expect == Expect::Items {
+            pos += 8;
+            match tag {
+                ITEM if item_len == u32::MAX => open.push((Expect::Elements, None)),
+                ITEM if item_len as usize <= rest - 8 => open.push((Expect::Elements, Some(pos + item_len as usize))),
+                ITEM => return Err(malformed(format!("an item announces {item_len} bytes but {} follow in its sequence", rest - 8))),
+                SEQUENCE_END if end.is_none() => {
+                    open.pop();
+                }
+                other => return Err(malformed(format!("element {other} where a sequence item belongs"))),
+            }
+            if open.len() > MAX_DEPTH {
+                return Err(malformed(format!("sequences nested deeper than {}", MAX_DEPTH / 2)));
+            }
+            continue;
+        }
+        if tag.0 == 0xFFFE {
+            // Among data elements only an undefined-length item's end belongs.
+            if tag == ITEM_END && end.is_none() && open.len() > 1 {
+                open.pop();
+                pos += 8;
+                continue;
+            }
+            return Err(malformed(format!("{tag} among data elements")));
+        }
+        let (header, len, sequence) = if explicit {
             let vr = &data[pos + 4..pos + 6];
             if long_vr(vr) {
                 if rest < 12 {
                     return Err(malformed(format!("element {tag} is cut off")));
                 }
-                (12, u32_at(data, pos + 8), vr == b"SQ" || (vr == b"UN" && u32_at(data, pos + 8) == u32::MAX))
+                let len = u32_at(data, pos + 8);
+                // dicom-parser reads an undefined-length UN (or any element) as a sequence.
+                (12, len, vr == b"SQ" || (vr == b"UN" && len == u32::MAX))
             } else if short_vr(vr) {
                 (8, u32::from(u16_at(data, pos + 6)), false)
             } else {
                 return Err(unknown_vr(tag, vr));
             }
         } else {
-            let len = u32_at(data, pos + 4);
             // An undefined length only where the dictionary makes the element a sequence:
             // dicom-parser reads any other element's as a value length (4 GiB; found by fuzzing).
-            (8, len, is_sequence(tag))
+            (8, item_len, is_sequence(tag))
         };
         pos += header;
-        if len != u32::MAX && len as usize > data.len() - pos {
-            return Err(malformed(format!("element {tag} announces {len} bytes but {} follow", data.len() - pos)));
+        if len == u32::MAX && tag == tags::PIXEL_DATA {
+            return Err(malformed("encapsulated (undefined-length) pixel data"));
         }
-        if len == u32::MAX && !contains_elements {
-            return Err(malformed(format!("element {tag} has an undefined length")));
+        if len != u32::MAX && len as usize > limit - pos {
+            return Err(malformed(format!("element {tag} announces {len} bytes but {} follow", limit - pos)));
         }
-        if !contains_elements && len != u32::MAX {
-            pos += len as usize;
+        match (sequence, len) {
+            (true, u32::MAX) => open.push((Expect::Items, None)),
+            (true, len) => open.push((Expect::Items, Some(pos + len as usize))),
+            (false, u32::MAX) => return Err(malformed(format!("element {tag} has an undefined length"))),
+            (false, len) => pos += len as usize,
+        }
+        if open.len() > MAX_DEPTH {
+            return Err(malformed(format!("sequences nested deeper than {}", MAX_DEPTH / 2)));
         }
     }
-    Ok(())
 }
 
 /// The file meta group starting at `at` (just after `DICM`), its lengths checked as in
@@ -575,6 +637,40 @@ mod tests {
         let mut lying = good.clone();
         lying[pos + 8..pos + 12].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
         assert_eq!(reason(&lying), "dicos_malformed");
+    }
+
+    #[test]
+    fn the_length_walk_refuses_what_the_parser_would_read_another_way() {
+        let limits = DecodeLimits::default();
+        let good = dx(2, 2, 16, 16, "MONOCHROME2", PrimitiveValue::U16(vec![1u16, 2, 3, 4].into()), uids::EXPLICIT_VR_LITTLE_ENDIAN);
+        assert!(read_dx(&good, &limits).is_ok());
+        let pixels = good.windows(4).rposition(|w| w == [0xE0, 0x7F, 0x10, 0x00]).unwrap();
+        let with = |bytes: &[u8]| {
+            let mut b = good[..pixels].to_vec();
+            b.extend_from_slice(bytes);
+            b.extend_from_slice(&good[pixels..]);
+            read_dx(&b, &limits).map(|_| ()).map_err(|e| e.to_string())
+        };
+        // An item among data elements: dicom-parser reads it as one value of its length, so
+        // what it holds would not be walked the way the parser reads it.
+        let err = with(&[0xFE, 0xFF, 0x00, 0xE0, 4, 0, 0, 0, 1, 2, 3, 4]).unwrap_err();
+        assert!(err.contains("among data elements"), "{err}");
+        // A sequence holding a data element where an item belongs.
+        let err = with(&[0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 8, 0, 0, 0, 0x08, 0x00, 0x50, 0x11, b'U', b'I', 0, 0]).unwrap_err();
+        assert!(err.contains("where a sequence item belongs"), "{err}");
+        // An item longer than its sequence.
+        let err = with(&[0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 8, 0, 0, 0, 0xFE, 0xFF, 0x00, 0xE0, 16, 0, 0, 0]).unwrap_err();
+        assert!(err.contains("follow in its sequence"), "{err}");
+        // A well-formed sequence (one empty item, undefined lengths, delimiters) is read.
+        let seq = [0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0, 0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
+        assert_eq!(with(&seq), Ok(()));
+        // Sequences nested without end are refused before the parser recurses into them.
+        let mut deep = Vec::new();
+        for _ in 0..40 {
+            deep.extend_from_slice(&[0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        }
+        let err = with(&deep).unwrap_err();
+        assert!(err.contains("nested deeper"), "{err}");
     }
 
     #[test]

@@ -91,14 +91,20 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
         data_dir: data,
         images: args.images.clone(),
     };
-    let rt = match runtime() {
+    // The runtime's own threads (I/O, blocking pool) run below the CPU threads the processor
+    // starts from this thread.
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().on_thread_start(serve::lower_io_thread_priority).build() {
         Ok(rt) => rt,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     rt.block_on(async move {
         let setup = async {
             let manifests = pipeline::load_manifests(&scan)?;
             // One session set per core, one intra-op thread each: requests run side by side.
+            // Loaded here, on this (main) thread: its CPU threads keep the normal priority.
             let processor = Processor::load(manifests, cores, 1, opts.limits).await?;
             let store = Store::open(&args.db).await?;
             let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|e| serve::ServeError::Io(format!("listen on {}: {e}", opts.listen)))?;

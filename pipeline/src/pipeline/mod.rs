@@ -5,6 +5,7 @@
 //! channel is bounded, so memory does not grow with the source.
 
 mod batch;
+pub mod cpu;
 mod fetch;
 mod list;
 mod plan;

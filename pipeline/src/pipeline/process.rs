@@ -1,12 +1,14 @@
 //! Decode → hash → infer for objects already in hand, with the scan's own stage code
 //! ([`prepare`](super::prepare), [`batch`](super::batch)): what a fleet worker does with each
 //! claimed batch, and what a service does with each request. Model sessions are loaded once
-//! and pooled; a caller waits for a free set instead of loading more.
+//! and pooled; a caller waits for a free set instead of loading more. The work runs on the
+//! processor's own [`CpuPool`] threads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::batch::{self, BoxOutputs};
+use super::cpu::{CpuPool, Panicked};
 use super::prepare::{self, DecodeScratch, DecodeSettings};
 use super::{Fetched, ScanError};
 use crate::decode::DecodeLimits;
@@ -23,6 +25,7 @@ pub struct Processor {
     sessions: Mutex<Vec<Vec<Model>>>,
     free: tokio::sync::Semaphore,
     scratch: Arc<Mutex<Vec<DecodeScratch>>>,
+    cpu: CpuPool,
 }
 
 impl std::fmt::Debug for Processor {
@@ -32,9 +35,12 @@ impl std::fmt::Debug for Processor {
 }
 
 impl Processor {
-    /// Loads `sets` session sets of these models (each with `threads` intra-op threads).
+    /// Loads `sets` session sets of these models (each with `threads` intra-op threads), and
+    /// starts one CPU thread per core at the calling thread's priority.
     pub async fn load(manifests: Vec<ModelManifest>, sets: usize, threads: usize, limits: DecodeLimits) -> Result<Self, ScanError> {
         let sets = sets.max(1);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cpu = CpuPool::new(cores.max(sets)).map_err(|e| ScanError::Worker(format!("cannot start the CPU threads: {e}")))?;
         let to_load = manifests.clone();
         let sessions: Vec<Vec<Model>> = tokio::task::spawn_blocking(move || {
             (0..sets)
@@ -55,6 +61,7 @@ impl Processor {
             sessions: Mutex::new(sessions),
             free: tokio::sync::Semaphore::new(sets),
             scratch: Arc::default(),
+            cpu,
         })
     }
 
@@ -73,7 +80,7 @@ impl Processor {
             let uri = item.uri.clone();
             let meta = item.meta.clone();
             let fp = fingerprint.clone();
-            let task = tokio::task::spawn_blocking(move || {
+            let task = self.cpu.spawn(move || {
                 let mut scratch = pool.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_else(DecodeScratch::new);
                 let out = prepare::prepare_one(Fetched { item, fingerprint, bytes }, &manifests, &by_kind, &settings, &mut scratch);
                 pool.lock().unwrap_or_else(|e| e.into_inner()).push(scratch);
@@ -109,17 +116,25 @@ impl Processor {
         slots.into_iter().map(|r| r.expect("every slot filled")).collect()
     }
 
+    /// Runs other CPU-bound work of a request (e.g. reading a DICOS object) on the same
+    /// threads, at their priority.
+    pub async fn run_cpu<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Panicked> {
+        self.cpu.spawn(f).await
+    }
+
     /// Runs prepared objects on a free session set (waiting for one).
     async fn infer(&self, prepared: Vec<super::Prepared>) -> Vec<Record> {
         let _permit = self.free.acquire().await.expect("the semaphore is never closed");
         let mut models = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).pop().expect("a permit means a free set");
         let outputs = self.outputs.clone();
-        let (models, records) = tokio::task::spawn_blocking(move || {
-            let records = batch::run_batch(&mut models, prepared, &outputs);
-            (models, records)
-        })
-        .await
-        .expect("inference does not panic");
+        let (models, records) = self
+            .cpu
+            .spawn(move || {
+                let records = batch::run_batch(&mut models, prepared, &outputs);
+                (models, records)
+            })
+            .await
+            .expect("inference does not panic");
         self.sessions.lock().unwrap_or_else(|e| e.into_inner()).push(models);
         records
     }

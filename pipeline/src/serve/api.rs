@@ -80,6 +80,28 @@ async fn read_body(app: &App, body: Body) -> Result<Vec<u8>, ApiError> {
     Ok(kept)
 }
 
+/// Reads the body to its end and drops it: a request refused before its body was looked at
+/// still gets its answer on a connection that stays usable.
+async fn drain_body(app: &App, body: Body) -> Result<(), ApiError> {
+    use futures_util::StreamExt;
+    let limit = app.opts.max_body_bytes.saturating_mul(16);
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        seen += chunk.map_err(|e| ApiError::bad_request("body_unreadable", format!("the body broke off: {e}")))?.len();
+        if seen > limit {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The `503` for a request beyond `--max-in-flight`, counted as shed.
+fn overloaded(app: &App) -> ApiError {
+    app.metrics.shed();
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at --max-in-flight; retry after a second")
+}
+
 /// What a request posted.
 enum Posted {
     /// A picture (PNG, JPEG, TIFF, WebP) for the decoder.
@@ -109,6 +131,11 @@ impl Posted {
 /// read even when the answer is an error, so the client always gets it.
 async fn authorised_picture(app: &App, headers: &HeaderMap, body: Body, needed: Role, dicos: bool) -> Result<(Caller, Posted), ApiError> {
     let who = caller(app, headers, Some(needed)).await;
+    if who.is_ok() && app.work.available_permits() == 0 {
+        // Full now: the body is read and dropped as it comes (no copy, no hash), then 503.
+        let _ = drain_body(app, body).await;
+        return Err(overloaded(app));
+    }
     let bytes = read_body(app, body).await;
     let who = who?;
     let bytes = bytes?;
@@ -167,8 +194,7 @@ fn dicos_status(e: &crate::dicos::DicosError) -> StatusCode {
 /// `sha` is the posted bytes' SHA-256 (hex), the object version's fingerprint.
 async fn process_and_store(app: &Arc<App>, uri: String, mut meta: ObjectMeta, posted: Posted, sha: String, keep: bool) -> Result<(Record, i64, Option<DxMeta>), ApiError> {
     let Ok(permit) = app.work.clone().try_acquire_owned() else {
-        app.metrics.shed();
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at --max-in-flight; retry after a second"));
+        return Err(overloaded(app));
     };
     let app = app.clone();
     let task = tokio::spawn(async move {
@@ -179,7 +205,9 @@ async fn process_and_store(app: &Arc<App>, uri: String, mut meta: ObjectMeta, po
             Posted::Picture(bytes) => (bytes, None),
             Posted::Dicos(bytes) => {
                 let limits = app.opts.limits;
-                let read = tokio::task::spawn_blocking(move || crate::dicos::read_dx(&bytes, &limits))
+                let read = app
+                    .processor
+                    .run_cpu(move || crate::dicos::read_dx(&bytes, &limits))
                     .await
                     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "decoder_panic", e.to_string()))?;
                 match read {

@@ -1,7 +1,8 @@
 //! `tusk serve`: the library behind HTTP for X-ray stations, crawlers and analysts. Models load
 //! once ([`Processor`], one session set per core); every request runs the scan's own stage code
 //! and writes the same store. Work in flight is bounded: beyond `--max-in-flight` a request gets
-//! `503` with `Retry-After` at once. SIGTERM or Ctrl-C stops accepting and drains what is in
+//! `503` with `Retry-After` at once, and the I/O threads run below the CPU threads' priority
+//! ([`lower_io_thread_priority`]), so refusing never slows what was accepted. SIGTERM or Ctrl-C stops accepting and drains what is in
 //! flight.
 
 pub mod api;
@@ -184,6 +185,27 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
     app.metrics.request(&route, status, secs);
     tracing::info!(target: "tusk::serve::request", %method, route, status, ms = (secs * 1000.0).round(), "request");
     response
+}
+
+/// How much lower than the CPU threads the server's I/O threads run (a nice increment).
+pub const IO_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority by [`IO_NICE`]: run on the server's I/O
+/// threads, so that under overload reading bodies and answering 503s yield the cores to the
+/// CPU threads ([`crate::pipeline::cpu`]) working on what was accepted. Linux only; elsewhere,
+/// or when refused, nothing changes.
+pub fn lower_io_thread_priority() {
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if *libc::__errno_location() == 0 {
+            libc::setpriority(libc::PRIO_PROCESS, tid, (now + IO_NICE).min(19));
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves, then drains the requests in flight.
