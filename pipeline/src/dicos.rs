@@ -121,6 +121,31 @@ fn short_vr(vr: &[u8]) -> bool {
     )
 }
 
+/// The size of one value of a fixed-size binary VR (1 for text and bytes). dicom-parser reads
+/// `length / size` whole values of such an element but counts its whole length as read, so a
+/// length that is not a multiple of the size would shift every header after it (found by
+/// fuzzing: a 10-byte SL made the parser read a 1.4 GB length out of the next element's value).
+fn value_size(vr: VR) -> u32 {
+    match vr {
+        VR::US | VR::SS | VR::OW => 2,
+        VR::AT | VR::UL | VR::SL | VR::FL | VR::OL | VR::OF => 4,
+        VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => 8,
+        _ => 1,
+    }
+}
+
+/// The VR an implicit-VR data set's element is read with: the dictionary's, the wider choice
+/// where it names two (US or SS, OB or OW); UN when unknown.
+fn implicit_vr(tag: Tag) -> VR {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    match dicom_dictionary_std::StandardDataDictionary.by_tag(tag).map(|e| e.vr()) {
+        Some(VirtualVr::Exact(vr)) => vr,
+        Some(VirtualVr::Xs | VirtualVr::Lt) => VR::US,
+        Some(VirtualVr::Ox | VirtualVr::Px) => VR::OW,
+        _ => VR::UN,
+    }
+}
+
 /// The error for an element whose VR is not a DICOM one.
 fn unknown_vr(tag: Tag, vr: &[u8]) -> DicosError {
     malformed(format!("element {tag} has an unknown value representation {:?}", String::from_utf8_lossy(vr)))
@@ -203,25 +228,29 @@ fn check_lengths(data: &[u8], explicit: bool) -> Result<(), DicosError> {
             }
             return Err(malformed(format!("{tag} among data elements")));
         }
-        let (header, len, sequence) = if explicit {
+        let (header, len, sequence, vr) = if explicit {
             let vr = &data[pos + 4..pos + 6];
+            let named = VR::from_binary([vr[0], vr[1]]).unwrap_or(VR::UN);
             if long_vr(vr) {
                 if rest < 12 {
                     return Err(malformed(format!("element {tag} is cut off")));
                 }
                 let len = u32_at(data, pos + 8);
                 // dicom-parser reads an undefined-length UN (or any element) as a sequence.
-                (12, len, vr == b"SQ" || (vr == b"UN" && len == u32::MAX))
+                (12, len, vr == b"SQ" || (vr == b"UN" && len == u32::MAX), named)
             } else if short_vr(vr) {
-                (8, u32::from(u16_at(data, pos + 6)), false)
+                (8, u32::from(u16_at(data, pos + 6)), false, named)
             } else {
                 return Err(unknown_vr(tag, vr));
             }
         } else {
             // An undefined length only where the dictionary makes the element a sequence:
             // dicom-parser reads any other element's as a value length (4 GiB; found by fuzzing).
-            (8, item_len, is_sequence(tag))
+            (8, item_len, is_sequence(tag), implicit_vr(tag))
         };
+        if !sequence && len != u32::MAX && len % value_size(vr) != 0 {
+            return Err(malformed(format!("element {tag} ({vr:?}) has {len} bytes, not a whole number of {}-byte values", value_size(vr))));
+        }
         pos += header;
         if len == u32::MAX && tag == tags::PIXEL_DATA {
             return Err(malformed("encapsulated (undefined-length) pixel data"));
