@@ -186,6 +186,9 @@ fn check_lengths(data: &[u8], explicit: bool) -> Result<(), DicosError> {
     let mut open: Vec<(Expect, Option<usize>)> = vec![(Expect::Elements, Some(data.len()))];
     let mut pos = 0usize;
     loop {
+        if open.len() > MAX_DEPTH {
+            return Err(malformed(format!("sequences nested deeper than {}", MAX_DEPTH / 2)));
+        }
         let (expect, end) = *open.last().expect("the data set stays open");
         if let Some(end) = end {
             if pos == end {
@@ -213,9 +216,6 @@ fn check_lengths(data: &[u8], explicit: bool) -> Result<(), DicosError> {
                     open.pop();
                 }
                 other => return Err(malformed(format!("element {other} where a sequence item belongs"))),
-            }
-            if open.len() > MAX_DEPTH {
-                return Err(malformed(format!("sequences nested deeper than {}", MAX_DEPTH / 2)));
             }
             continue;
         }
@@ -263,9 +263,6 @@ fn check_lengths(data: &[u8], explicit: bool) -> Result<(), DicosError> {
             (true, len) => open.push((Expect::Items, Some(pos + len as usize))),
             (false, u32::MAX) => return Err(malformed(format!("element {tag} has an undefined length"))),
             (false, len) => pos += len as usize,
-        }
-        if open.len() > MAX_DEPTH {
-            return Err(malformed(format!("sequences nested deeper than {}", MAX_DEPTH / 2)));
         }
     }
 }

@@ -126,7 +126,12 @@ impl From<KindArg> for Kind {
 
 /// The async runtime both `scan` and `eval` run on; a failure to start it is one line, exit 1.
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+    runtime_with(|b| b)
+}
+
+/// [`runtime`], with its builder adjusted first (e.g. `tusk serve`'s per-thread start hook).
+fn runtime_with(adjust: impl FnOnce(&mut tokio::runtime::Builder) -> &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    adjust(tokio::runtime::Builder::new_multi_thread().enable_all()).build().map_err(|e| {
         eprintln!("error: cannot start the async runtime: {e}");
         ExitCode::FAILURE
     })

@@ -12,7 +12,7 @@ use tusk::serve::{self, auth, App, ServeOptions};
 use tusk::source::SourceSpec;
 use tusk::store::{Db, Store};
 
-use crate::{interrupted, runtime, sigterm, ModelArgs};
+use crate::{interrupted, runtime, runtime_with, sigterm, ModelArgs};
 
 /// `tusk serve`.
 #[derive(Debug, Args)]
@@ -93,12 +93,9 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
     };
     // The runtime's own threads (I/O, blocking pool) run below the CPU threads the processor
     // starts from this thread.
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().on_thread_start(serve::lower_io_thread_priority).build() {
+    let rt = match runtime_with(|b| b.on_thread_start(serve::lower_io_thread_priority)) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let setup = async {

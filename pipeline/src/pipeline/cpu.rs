@@ -13,8 +13,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Threads that run CPU-bound jobs in the order given.
 #[derive(Debug)]
 pub struct CpuPool {
-    jobs: Mutex<mpsc::Sender<Job>>,
-    size: usize,
+    jobs: mpsc::Sender<Job>,
 }
 
 /// A job that panicked: its message.
@@ -25,10 +24,9 @@ pub struct Panicked(pub String);
 impl CpuPool {
     /// Starts `size` threads named `tusk-cpu-N`; they end when the pool is dropped.
     pub fn new(size: usize) -> std::io::Result<Self> {
-        let size = size.max(1);
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        for i in 0..size {
+        for i in 0..size.max(1) {
             let rx = rx.clone();
             std::thread::Builder::new().name(format!("tusk-cpu-{i}")).spawn(move || loop {
                 let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
@@ -38,12 +36,7 @@ impl CpuPool {
                 }
             })?;
         }
-        Ok(Self { jobs: Mutex::new(tx), size })
-    }
-
-    /// How many threads run jobs.
-    pub fn size(&self) -> usize {
-        self.size
+        Ok(Self { jobs: tx })
     }
 
     /// Queues `f` for a pool thread at once; the returned future gives its result (a panic
@@ -56,7 +49,7 @@ impl CpuPool {
             });
             let _ = tx.send(out);
         });
-        let sent = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).send(job).is_ok();
+        let sent = self.jobs.send(job).is_ok();
         async move {
             if !sent {
                 return Err(Panicked("the pool has stopped".into()));

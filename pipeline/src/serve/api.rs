@@ -57,9 +57,11 @@ pub(crate) fn query(uri: &Uri, allowed: &[&str]) -> Result<BTreeMap<String, Stri
     Ok(q)
 }
 
-/// Reads the whole body: up to the limit, it is kept; past it, the rest is read and dropped
-/// (up to 16 × the limit), so the client finishes sending and hears the 413.
-async fn read_body(app: &App, body: Body) -> Result<Vec<u8>, ApiError> {
+/// Reads the whole body: up to the limit, it is kept (with `keep`); past it, the rest is read
+/// and dropped (up to 16 × the limit), so the client finishes sending and hears the answer (a
+/// 413 when over the limit; without `keep`, whatever the caller refuses with, on a connection
+/// that stays usable).
+async fn read_body(app: &App, body: Body, keep: bool) -> Result<Vec<u8>, ApiError> {
     use futures_util::StreamExt;
     let limit = app.opts.max_body_bytes;
     let mut stream = body.into_data_stream();
@@ -68,7 +70,7 @@ async fn read_body(app: &App, body: Body) -> Result<Vec<u8>, ApiError> {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request("body_unreadable", format!("the body broke off: {e}")))?;
         seen += chunk.len();
-        if seen <= limit {
+        if keep && seen <= limit {
             kept.extend_from_slice(&chunk);
         } else if seen > limit.saturating_mul(16) {
             break;
@@ -78,22 +80,6 @@ async fn read_body(app: &App, body: Body) -> Result<Vec<u8>, ApiError> {
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is over --max-body-mb ({limit} bytes)")));
     }
     Ok(kept)
-}
-
-/// Reads the body to its end and drops it: a request refused before its body was looked at
-/// still gets its answer on a connection that stays usable.
-async fn drain_body(app: &App, body: Body) -> Result<(), ApiError> {
-    use futures_util::StreamExt;
-    let limit = app.opts.max_body_bytes.saturating_mul(16);
-    let mut stream = body.into_data_stream();
-    let mut seen = 0usize;
-    while let Some(chunk) = stream.next().await {
-        seen += chunk.map_err(|e| ApiError::bad_request("body_unreadable", format!("the body broke off: {e}")))?.len();
-        if seen > limit {
-            break;
-        }
-    }
-    Ok(())
 }
 
 /// The `503` for a request beyond `--max-in-flight`, counted as shed.
@@ -133,10 +119,10 @@ async fn authorised_picture(app: &App, headers: &HeaderMap, body: Body, needed: 
     let who = caller(app, headers, Some(needed)).await;
     if who.is_ok() && app.work.available_permits() == 0 {
         // Full now: the body is read and dropped as it comes (no copy, no hash), then 503.
-        let _ = drain_body(app, body).await;
+        let _ = read_body(app, body, false).await;
         return Err(overloaded(app));
     }
-    let bytes = read_body(app, body).await;
+    let bytes = read_body(app, body, true).await;
     let who = who?;
     let bytes = bytes?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
