@@ -334,6 +334,78 @@ fn overload_is_shed_with_503() {
     }
 }
 
+/// Reads one HTTP/1.1 response from a raw connection: its status line and its body (by
+/// Content-Length).
+fn raw_response(conn: &mut std::net::TcpStream) -> (String, String) {
+    use std::io::Read;
+    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_string();
+            let len = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                let body = String::from_utf8_lossy(&got[end + 4..end + 4 + len]).to_string();
+                return (head.lines().next().unwrap_or("").to_string(), body);
+            }
+        }
+        let n = conn.read(&mut buf).expect("the server answers");
+        assert!(n > 0, "the connection closed before a whole answer: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// An accepted request holds its place while its body arrives: a full server refuses the next
+/// at once, a client that waits for `100 Continue` is refused without sending its body, and a
+/// body that stalls is answered 408 and frees the place.
+#[test]
+fn the_place_is_taken_before_the_body_and_slow_bodies_time_out() {
+    use std::io::Write;
+    let s = Server::start(&["--max-in-flight", "1", "--body-timeout-secs", "2"]);
+    let path = &xray_fixtures()[0];
+    let scan = std::fs::read(path).unwrap();
+    let head = |expect: bool| {
+        format!(
+            "POST /v1/scans HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}\r\n",
+            s.station,
+            content_type(path),
+            scan.len(),
+            if expect { "Expect: 100-continue\r\n" } else { "" }
+        )
+    };
+    // A station sends half its scan and stalls: it holds the only place.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    slow.write_all(head(false).as_bytes()).unwrap();
+    slow.write_all(&scan[..scan.len() / 2]).unwrap();
+    let stalled = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    // Another waits for 100 Continue: it hears 503 and never sends its body.
+    let mut polite = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    polite.write_all(head(true).as_bytes()).unwrap();
+    let (status, body) = raw_response(&mut polite);
+    assert!(status.contains(" 503 "), "{status}: {body}");
+    assert!(body.contains("\"overloaded\""), "{body}");
+    // The stalled body runs out of time: 408, after --body-timeout-secs and not long after.
+    let (status, body) = raw_response(&mut slow);
+    assert!(status.contains(" 408 "), "{status}: {body}");
+    assert!(body.contains("\"body_timeout\""), "{body}");
+    let waited = stalled.elapsed();
+    assert!(waited >= Duration::from_millis(1900) && waited < Duration::from_secs(20), "408 after {waited:?}");
+    // The place is free again: a client waiting for 100 Continue gets it, sends, is answered.
+    let mut next = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    next.write_all(head(true).as_bytes()).unwrap();
+    let (status, _) = raw_response(&mut next);
+    assert!(status.contains(" 100 "), "{status}");
+    next.write_all(&scan).unwrap();
+    let (status, body) = raw_response(&mut next);
+    assert!(status.contains(" 200 "), "{status}: {body}");
+    assert!(body.contains("\"detections\""), "{body}");
+}
+
 /// SIGTERM while stations are posting: every scan that got a 200 is stored, the server exits 0.
 #[test]
 fn graceful_shutdown_loses_no_accepted_scan() {

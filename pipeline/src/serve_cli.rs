@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Largest request body, in MiB.
     #[arg(long, default_value_t = 64)]
     max_body_mb: usize,
+    /// Longest a request body may take to arrive, in seconds (then 408); an accepted upload
+    /// holds a place in --max-in-flight while it arrives.
+    #[arg(long, default_value_t = 60)]
+    body_timeout_secs: u64,
     /// Folder for posted scans (kept by content hash for their overlays) [default: beside a
     /// SQLite store, else ./tusk-serve-data].
     #[arg(long)]
@@ -87,6 +91,7 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
         listen: args.listen,
         max_in_flight: args.max_in_flight.unwrap_or(cores).max(1),
         max_body_bytes: args.max_body_mb.max(1) * 1024 * 1024,
+        body_timeout: std::time::Duration::from_secs(args.body_timeout_secs.max(1)),
         limits: DecodeLimits::default(),
         data_dir: data,
         images: args.images.clone(),

@@ -170,6 +170,7 @@ impl Server {
                 listen: "127.0.0.1:0".parse().expect("an address"),
                 max_in_flight: 2,
                 max_body_bytes: 1 << 20,
+                body_timeout: std::time::Duration::from_secs(10),
                 limits,
                 data_dir: dir.path().join("data"),
                 images: vec![root().join("datasets/demo")],

@@ -61,25 +61,50 @@ pub(crate) fn query(uri: &Uri, allowed: &[&str]) -> Result<BTreeMap<String, Stri
 /// and dropped (up to 16 × the limit), so the client finishes sending and hears the answer (a
 /// 413 when over the limit; without `keep`, whatever the caller refuses with, on a connection
 /// that stays usable).
+/// A body that has not arrived within `--body-timeout-secs` is answered `408`, so a slow
+/// upload cannot hold a place in the work for long.
 async fn read_body(app: &App, body: Body, keep: bool) -> Result<Vec<u8>, ApiError> {
     use futures_util::StreamExt;
     let limit = app.opts.max_body_bytes;
     let mut stream = body.into_data_stream();
     let mut kept = Vec::new();
     let mut seen = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("body_unreadable", format!("the body broke off: {e}")))?;
-        seen += chunk.len();
-        if keep && seen <= limit {
-            kept.extend_from_slice(&chunk);
-        } else if seen > limit.saturating_mul(16) {
-            break;
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_request("body_unreadable", format!("the body broke off: {e}")))?;
+            seen += chunk.len();
+            if keep && seen <= limit {
+                kept.extend_from_slice(&chunk);
+            } else if seen > limit.saturating_mul(16) {
+                break;
+            }
         }
-    }
+        Ok(())
+    };
+    let timeout = app.opts.body_timeout;
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", format!("the body did not arrive within --body-timeout-secs ({} s)", timeout.as_secs())))??;
     if seen > limit {
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is over --max-body-mb ({limit} bytes)")));
     }
     Ok(kept)
+}
+
+/// Whether the client waits for `100 Continue` before sending its body: a request refused
+/// before its body is read is then answered without the body ever being sent.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers.get(header::EXPECT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+}
+
+/// Answers `refused` for a request whose body is not wanted. The body is read and dropped
+/// as it comes (no copy, no hash) so the client hears the answer on a connection that stays
+/// usable, unless the client waits for `100 Continue`: then it never sends the body at all.
+async fn refuse(app: &App, headers: &HeaderMap, body: Body, refused: ApiError) -> ApiError {
+    if !expects_continue(headers) {
+        let _ = read_body(app, body, false).await;
+    }
+    refused
 }
 
 /// The `503` for a request beyond `--max-in-flight`, counted as shed.
@@ -87,6 +112,9 @@ fn overloaded(app: &App) -> ApiError {
     app.metrics.shed();
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at --max-in-flight; retry after a second")
 }
+
+/// A request's place in the work in flight (`--max-in-flight`), held until its answer is ready.
+type Place = tokio::sync::OwnedSemaphorePermit;
 
 /// What a request posted.
 enum Posted {
@@ -112,19 +140,20 @@ impl Posted {
     }
 }
 
-/// The caller (with the role `needed`) and the posted picture: a known content type, not
-/// empty, within the body limit; `application/dicom` only where `dicos` allows it. The body is
-/// read even when the answer is an error, so the client always gets it.
-async fn authorised_picture(app: &App, headers: &HeaderMap, body: Body, needed: Role, dicos: bool) -> Result<(Caller, Posted), ApiError> {
-    let who = caller(app, headers, Some(needed)).await;
-    if who.is_ok() && app.work.available_permits() == 0 {
-        // Full now: the body is read and dropped as it comes (no copy, no hash), then 503.
-        let _ = read_body(app, body, false).await;
-        return Err(overloaded(app));
-    }
-    let bytes = read_body(app, body, true).await;
-    let who = who?;
-    let bytes = bytes?;
+/// The caller (with the role `needed`), the posted picture and the caller's place in the work
+/// in flight: a known content type, not empty, within the body limit; `application/dicom`
+/// only where `dicos` allows it. The place is taken before the body is read, so a server that
+/// is full refuses at once (`503`) and an accepted upload never races others for the last
+/// place. The client always gets the answer (see [`refuse`]).
+async fn authorised_picture(app: &App, headers: &HeaderMap, body: Body, needed: Role, dicos: bool) -> Result<(Caller, Posted, Place), ApiError> {
+    let (who, place) = match caller(app, headers, Some(needed)).await {
+        Ok(who) => match app.work.clone().try_acquire_owned() {
+            Ok(place) => (who, place),
+            Err(_) => return Err(refuse(app, headers, body, overloaded(app)).await),
+        },
+        Err(e) => return Err(refuse(app, headers, body, e).await),
+    };
+    let bytes = read_body(app, body, true).await?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let is_dicos = ct == crate::dicos::MEDIA_TYPE;
@@ -141,7 +170,7 @@ async fn authorised_picture(app: &App, headers: &HeaderMap, body: Body, needed: 
     if bytes.is_empty() {
         return Err(ApiError::bad_request("empty_file", "the body is empty"));
     }
-    Ok((who, if is_dicos { Posted::Dicos(bytes) } else { Posted::Picture(bytes) }))
+    Ok((who, if is_dicos { Posted::Dicos(bytes) } else { Posted::Picture(bytes) }, place))
 }
 
 /// Whether the client asked for a DICOS Threat Detection Report: `application/dicom` in
@@ -178,13 +207,10 @@ fn dicos_status(e: &crate::dicos::DicosError) -> StatusCode {
 /// The work runs in a task of its own: a client that hangs up does not cancel it halfway (its
 /// picture is still stored, and the model sessions it holds go back to the pool).
 /// `sha` is the posted bytes' SHA-256 (hex), the object version's fingerprint.
-async fn process_and_store(app: &Arc<App>, uri: String, mut meta: ObjectMeta, posted: Posted, sha: String, keep: bool) -> Result<(Record, i64, Option<DxMeta>), ApiError> {
-    let Ok(permit) = app.work.clone().try_acquire_owned() else {
-        return Err(overloaded(app));
-    };
+async fn process_and_store(app: &Arc<App>, place: Place, uri: String, mut meta: ObjectMeta, posted: Posted, sha: String, keep: bool) -> Result<(Record, i64, Option<DxMeta>), ApiError> {
     let app = app.clone();
     let task = tokio::spawn(async move {
-        let _permit = permit;
+        let _place = place;
         app.metrics.in_flight(1);
         let _gauge = scopeguard(|| app.metrics.in_flight(-1));
         let (bytes, dx) = match posted {
@@ -305,13 +331,13 @@ fn keep_upload(app: &App, sha: &str, bytes: &[u8]) {
               (status = 422, description = "the picture cannot be decoded, or the DICOS object is malformed (dicos_malformed): the code is the failure reason"), (status = 503, description = "full: retry")),
     security(("bearer" = [])))]
 pub async fn post_scan(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, body: Body) -> Result<Response, ApiError> {
-    let (_, posted) = authorised_picture(&app, &headers, body, Role::Station, true).await?;
+    let (_, posted, place) = authorised_picture(&app, &headers, body, Role::Station, true).await?;
     let q = query(&uri, &["station", "parcel"])?;
     let sha = hex::encode(Sha256::digest(posted.bytes()));
     let parcel = q.get("parcel").cloned();
     let extra = (!q.is_empty()).then(|| serde_json::json!(q));
     let meta = ObjectMeta { kind: Kind::Xray, meta: extra, ..Default::default() };
-    let (record, id, dx) = process_and_store(&app, format!("upload://scans/{sha}"), meta, posted, sha.clone(), true).await?;
+    let (record, id, dx) = process_and_store(&app, place, format!("upload://scans/{sha}"), meta, posted, sha.clone(), true).await?;
     if !wants_dicos(&headers) {
         return Ok(Json(answer(&app, &record, id)).into_response());
     }
@@ -334,7 +360,7 @@ pub async fn post_scan(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri
               (status = 403, description = "not a crawler or admin token"), (status = 422, description = "the picture cannot be decoded"), (status = 503, description = "full: retry")),
     security(("bearer" = [])))]
 pub async fn post_listing(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, body: Body) -> Result<Json<serde_json::Value>, ApiError> {
-    let (_, posted) = authorised_picture(&app, &headers, body, Role::Crawler, false).await?;
+    let (_, posted, place) = authorised_picture(&app, &headers, body, Role::Crawler, false).await?;
     let bytes = posted.into_bytes();
     let mut q = query(&uri, &["listing_id", "seller_id", "platform"])?;
     let sha = hex::encode(Sha256::digest(&bytes));
@@ -342,7 +368,7 @@ pub async fn post_listing(State(app): State<Arc<App>>, headers: HeaderMap, uri: 
     let part = |v: &Option<String>| v.as_deref().map(|s| s.replace('/', "%2F")).unwrap_or_else(|| "-".into());
     let object_uri = format!("upload://listings/{}/{}/{}/{sha}", part(&meta.platform), part(&meta.seller_id), part(&meta.listing_id));
     let seller = meta.seller_id.clone();
-    let (record, id, _) = process_and_store(&app, object_uri.clone(), meta, Posted::Picture(bytes), sha, true).await?;
+    let (record, id, _) = process_and_store(&app, place, object_uri.clone(), meta, Posted::Picture(bytes), sha, true).await?;
     // The object joins the catalog now, so the next query sees it.
     let mut catalog = app.catalog.write().await;
     catalog.refresh(&app.store).await.map_err(ApiError::store)?;
@@ -423,14 +449,17 @@ pub async fn get_match(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri
 #[utoipa::path(post, path = "/v1/match", request_body(content_type = "image/jpeg", description = "a photo"),
     responses((status = 200, description = "{\"matches\": [...]}"), (status = 422, description = "the picture cannot be decoded")), security(("bearer" = [])))]
 pub async fn post_match(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri, body: Body) -> Result<Json<serde_json::Value>, ApiError> {
-    let (_, posted) = authorised_picture(&app, &headers, body, Role::Analyst, false).await?;
+    let (_, posted, place) = authorised_picture(&app, &headers, body, Role::Analyst, false).await?;
     let bytes = posted.into_bytes();
     query(&uri, &[])?;
     let limits = app.opts.limits;
-    let q = tokio::task::spawn_blocking(move || crate::decode::decode(&bytes, &limits).map(|d| reuse::query_from_image(&d.rgb)))
+    let q = app
+        .processor
+        .run_cpu(move || crate::decode::decode(&bytes, &limits).map(|d| reuse::query_from_image(&d.rgb)))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "decoder_panic", e.to_string()))?
         .map_err(|e| ApiError::from_failure(e.reason(), &e.to_string()))?;
+    drop(place);
     matches_of(&app, "posted photo", &q).await
 }
 

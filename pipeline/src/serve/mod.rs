@@ -41,6 +41,8 @@ pub struct ServeOptions {
     pub max_in_flight: usize,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Longest a request body may take to arrive (it holds a place in the work meanwhile).
+    pub body_timeout: std::time::Duration,
     /// Decoder limits, as for `tusk scan`.
     pub limits: DecodeLimits,
     /// Posted pictures are kept here (by content hash) for overlays and the review pages.
