@@ -214,7 +214,8 @@ fn reads_retry_through_an_object_store_outage() {
     fleet.assert_exactly_once(n as i64);
 }
 
-/// SIGTERM: the batch in flight is finished and committed, nothing is left leased, exit 0.
+/// SIGTERM: the batch in flight is finished and committed, nothing is left leased, exit 0; also
+/// when it comes during start-up.
 #[test]
 fn sigterm_finishes_the_batch_in_flight() {
     let n = 300;
@@ -230,6 +231,13 @@ fn sigterm_finishes_the_batch_in_flight() {
     assert_eq!(fleet.count("SELECT COUNT(*) FROM jobs WHERE state = 'leased'"), 0);
     assert_eq!(fleet.count("SELECT COUNT(*) FROM jobs WHERE state = 'done'"), stored);
     assert_eq!(fleet.count("SELECT COUNT(*) FROM results"), stored);
+    // SIGTERM while a worker is still starting (store, models): an orderly stop, exit 0.
+    let mut early = fleet.worker("early", &["--batch", "100", "--lease", "30s"]);
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&early, "-TERM");
+    let status = wait(&mut early, Duration::from_secs(120));
+    assert!(status.success(), "{status:?} {:?}", fleet.output("early"));
+    assert_eq!(fleet.count("SELECT COUNT(*) FROM jobs WHERE state = 'leased'"), 0);
 }
 
 /// A worker's records are a scan's records: same objects, same scores.

@@ -93,10 +93,12 @@ async fn fleet_store(db: &Db) -> Result<PgStore, ExitCode> {
     })
 }
 
-/// Sets `stop` on SIGTERM or Ctrl-C; a second one exits at once.
+/// Sets `stop` on SIGTERM or Ctrl-C; a second one exits at once. Called first thing, so a
+/// SIGTERM during start-up (store, models) also ends in an orderly stop, not in death by signal.
 fn stop_on_signals(stop: Arc<AtomicBool>) {
+    // Registered now, not when the task first runs.
+    let mut term = sigterm();
     tokio::spawn(async move {
-        let mut term = sigterm();
         for round in 0..2 {
             interrupted(&mut term).await;
             if round == 1 {
@@ -129,6 +131,8 @@ pub fn run_enqueue(args: EnqueueArgs) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        stop_on_signals(stop.clone());
         let store = match fleet_store(&args.db).await {
             Ok(s) => s,
             Err(code) => return code,
@@ -138,8 +142,6 @@ pub fn run_enqueue(args: EnqueueArgs) -> ExitCode {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        stop_on_signals(stop.clone());
         let follow = args.follow.then_some(args.interval);
         match enqueue(&Queue::new(store), fetcher, &source, follow, stop).await {
             Ok(n) => {
@@ -161,6 +163,8 @@ pub fn run_worker(args: WorkerArgs) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        stop_on_signals(stop.clone());
         let store = match fleet_store(&args.db).await {
             Ok(s) => s,
             Err(code) => return code,
@@ -199,8 +203,6 @@ pub fn run_worker(args: WorkerArgs) -> ExitCode {
             fetch_concurrency: s3.concurrency,
             retry: RetryPolicy { max_attempts: args.max_attempts.max(1), ..RetryPolicy::default() },
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        stop_on_signals(stop.clone());
         let queue = Queue::new(store.clone());
         match worker::run(queue, Arc::new(store), processor, Arc::new(Fetcher::new(s3)), opts, stop).await {
             Ok(s) => {

@@ -1,7 +1,7 @@
 //! `tusk serve`: the library behind HTTP for X-ray stations, crawlers and analysts. Models load
 //! once ([`Processor`], one session set per core); every request runs the scan's own stage code
-//! and writes the same store. Work in flight is bounded: beyond `--max-in-flight` a request gets
-//! `503` with `Retry-After` at once, and the I/O threads run below the CPU threads' priority
+//! and writes the same store. Work in flight is bounded: a request takes its place before its
+//! body is read, beyond `--max-in-flight` it gets `503` with `Retry-After` at once, and the I/O threads run below the CPU threads' priority
 //! ([`lower_io_thread_priority`]), so refusing takes as little as it can from the cores
 //! working on what was accepted. SIGTERM or Ctrl-C stops accepting and drains what is in
 //! flight.
