@@ -461,11 +461,22 @@ impl Catalog {
 
     /// Every pair of current objects (`a < b`) that are candidates of each other under the rule.
     /// A pair counts when either side is among the other's [`MAX_CANDIDATES`] nearest.
+    /// Each object's search is independent, so a block of objects is shared among the cores
+    /// and merged in object order: the result is the one-thread result.
     pub fn candidate_pairs(&self, rule: &Rule) -> Vec<(usize, usize, Match)> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let mut out: BTreeMap<(usize, usize), Match> = BTreeMap::new();
-        for p in self.current() {
-            for m in self.candidates(&Query::from_entry(&self.entries[p]), rule) {
-                if m.entry != p {
+        for block in self.current().chunks(CANDIDATE_BLOCK) {
+            let share = block.len().div_ceil(threads).max(1);
+            let found: Vec<Vec<(usize, Vec<Match>)>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = block
+                    .chunks(share)
+                    .map(|part| scope.spawn(move || part.iter().map(|&p| (p, self.candidates(&Query::from_entry(&self.entries[p]), rule))).collect()))
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("candidate search thread panicked")).collect()
+            });
+            for (p, matches) in found.into_iter().flatten() {
+                for m in matches.into_iter().filter(|m| m.entry != p) {
                     out.entry((p.min(m.entry), p.max(m.entry))).or_insert_with(|| Match { entry: p.max(m.entry), ..m });
                 }
             }
@@ -513,6 +524,10 @@ impl Catalog {
         out
     }
 }
+
+/// Objects whose candidates are searched at once by [`Catalog::candidate_pairs`]: bounds the
+/// undeduplicated candidates held in memory.
+const CANDIDATE_BLOCK: usize = 4096;
 
 /// Candidates verified per batch of [`verified_pairs`]: bounds the features held in memory.
 const PAIRS_PER_BATCH: usize = 4096;
@@ -767,6 +782,35 @@ mod tests {
             s
         };
         Pdq([next(), next(), next(), next()])
+    }
+
+    #[test]
+    fn candidate_pairs_on_many_threads_are_the_one_thread_pairs() {
+        // More objects than one block, near copies across the blocks' and threads' borders.
+        let n = CANDIDATE_BLOCK + 900;
+        let entries: Vec<Entry> = (0..n)
+            .map(|i| {
+                let base = (i % 1_700) as u64;
+                let mut h = pdq(base);
+                h.0[(i / 1_700) % 4] ^= 0b1011 << (i % 50);
+                entry(&format!("o{i}"), &format!("s{}", i % 7), base.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i / 1_700) as u64, h)
+            })
+            .collect();
+        let catalog = Catalog::new(entries);
+        let rule = Rule::new(HashKind::Default, None);
+        let mut one: BTreeMap<(usize, usize), Match> = BTreeMap::new();
+        for p in catalog.current() {
+            for m in catalog.candidates(&Query::from_entry(&catalog.entries[p]), &rule) {
+                if m.entry != p {
+                    one.entry((p.min(m.entry), p.max(m.entry))).or_insert_with(|| Match { entry: p.max(m.entry), ..m });
+                }
+            }
+        }
+        let many = catalog.candidate_pairs(&rule);
+        assert!(many.len() >= 1_700, "{} pairs", many.len());
+        let key = |(a, b, m): &(usize, usize, Match)| (*a, *b, m.entry, m.matched_by, m.views.clone(), m.pdq_distance, m.phash_distance);
+        let one: Vec<_> = one.into_iter().map(|((a, b), m)| key(&(a, b, m))).collect();
+        assert_eq!(many.iter().map(key).collect::<Vec<_>>(), one);
     }
 
     /// Candidates decided without features: the strict hash rule alone.
