@@ -186,9 +186,10 @@ impl FeatureExtractor {
             return Ok(out);
         }
         let mat = Mat::new_rows_cols_with_data(h as i32, w as i32, grey.as_raw().as_slice())?;
+        let mask = text_free_mask(&mat, grey)?;
         let mut keypoints: Vector<KeyPoint> = Vector::new();
         let mut descriptors = Mat::default();
-        self.orb.detect_and_compute(&mat, &opencv::core::no_array(), &mut keypoints, &mut descriptors, false)?;
+        self.orb.detect_and_compute(&mat, &mask, &mut keypoints, &mut descriptors, false)?;
         if keypoints.is_empty() {
             return Ok(out);
         }
@@ -210,6 +211,74 @@ impl FeatureExtractor {
         let (nw, nh) = crate::hash::scaled(w, h, MAX_SIDE as f32 / w.max(h).max(1) as f32);
         image::imageops::grayscale(&crate::hash::resize_rgb(&mut self.resizer, img, nw, nh))
     }
+}
+
+/// Weakest grey-level step a text stroke's edge makes.
+const MIN_STROKE_EDGE: f64 = 40.0;
+
+/// Text lines are this tall at most, in pixels of the [`MAX_SIDE`] image (captions, app bars,
+/// prices, watermarks' words).
+const TEXT_MAX_HEIGHT: i32 = 40;
+
+/// Where keypoints may be found (255) and where not (0): everywhere but the lines of text on a
+/// flat background (app bars, captions, prices, stickers). Identical chrome around two
+/// different photos would otherwise give hundreds of inliers at scale 1, rotation 0. Found the
+/// classic way: the morphological gradient, Otsu, a horizontal closing that joins letters into
+/// lines; a line is a box 5–40 px high and at least twice as wide, well filled with strokes,
+/// on a flat background (text, not texture).
+fn text_free_mask(mat: &impl opencv::core::ToInputArray, grey: &GrayImage) -> Result<Mat, FeatureError> {
+    use opencv::core::{Point, Rect, Scalar, Size, BORDER_CONSTANT};
+    use opencv::imgproc;
+    let (w, h) = (grey.width() as i32, grey.height() as i32);
+    let kernel = |shape, kw, kh| imgproc::get_structuring_element(shape, Size::new(kw, kh), Point::new(-1, -1));
+    let mut gradient = Mat::default();
+    imgproc::morphology_ex(mat, &mut gradient, imgproc::MORPH_GRADIENT, &kernel(imgproc::MORPH_ELLIPSE, 3, 3)?, Point::new(-1, -1), 1, BORDER_CONSTANT, imgproc::morphology_default_border_value()?)?;
+    // Otsu's level, but never below a clear edge (on a near-flat page Otsu would pick noise).
+    let mut strokes = Mat::default();
+    let level = imgproc::threshold(&gradient, &mut strokes, 0.0, 255.0, imgproc::THRESH_BINARY | imgproc::THRESH_OTSU)?;
+    if level < MIN_STROKE_EDGE {
+        imgproc::threshold(&gradient, &mut strokes, MIN_STROKE_EDGE, 255.0, imgproc::THRESH_BINARY)?;
+    }
+    let mut lines = Mat::default();
+    imgproc::morphology_ex(&strokes, &mut lines, imgproc::MORPH_CLOSE, &kernel(imgproc::MORPH_RECT, 9, 1)?, Point::new(-1, -1), 1, BORDER_CONSTANT, imgproc::morphology_default_border_value()?)?;
+    let mut contours: Vector<Vector<Point>> = Vector::new();
+    imgproc::find_contours(&lines, &mut contours, imgproc::RETR_EXTERNAL, imgproc::CHAIN_APPROX_SIMPLE, Point::new(0, 0))?;
+    let mut mask = Mat::new_rows_cols_with_default(h, w, opencv::core::CV_8UC1, Scalar::all(255.0))?;
+    for c in contours.iter() {
+        let r = imgproc::bounding_rect(&c)?;
+        if r.height < 5 || r.height > TEXT_MAX_HEIGHT || r.width < 2 * r.height {
+            continue;
+        }
+        let filled = opencv::core::count_non_zero(&Mat::roi(&strokes, r)?)? as f32 / (r.width * r.height) as f32;
+        if filled < 0.2 || !on_flat_background(grey, r) {
+            continue;
+        }
+        let pad = 3;
+        let x0 = (r.x - pad).max(0);
+        let y0 = (r.y - pad).max(0);
+        let padded = Rect::new(x0, y0, (r.x + r.width + pad).min(w) - x0, (r.y + r.height + pad).min(h) - y0);
+        imgproc::rectangle(&mut mask, padded, Scalar::all(0.0), imgproc::FILLED, imgproc::LINE_8, 0)?;
+    }
+    Ok(mask)
+}
+
+/// Whether a box sits on a flat background, as a line of text does: the 4-px ring around it
+/// is nearly one grey level (±12 of its commonest) where texture would vary.
+fn on_flat_background(grey: &GrayImage, r: opencv::core::Rect) -> bool {
+    let (w, h) = (grey.width() as i32, grey.height() as i32);
+    let ring = 4;
+    let mut histogram = [0u32; 256];
+    for y in (r.y - ring).max(0)..(r.y + r.height + ring).min(h) {
+        for x in (r.x - ring).max(0)..(r.x + r.width + ring).min(w) {
+            if !(r.x..r.x + r.width).contains(&x) || !(r.y..r.y + r.height).contains(&y) {
+                histogram[grey.get_pixel(x as u32, y as u32).0[0] as usize] += 1;
+            }
+        }
+    }
+    let total: u32 = histogram.iter().sum();
+    let paper = (0..256usize).max_by_key(|&v| histogram[v]).unwrap_or(0);
+    let near: u32 = histogram[paper.saturating_sub(12)..=(paper + 12).min(255)].iter().sum();
+    total > 0 && near as f32 >= 0.8 * total as f32
 }
 
 #[cfg(test)]

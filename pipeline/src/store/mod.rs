@@ -20,9 +20,10 @@ use crate::record::Record;
 pub use review::{Decision, DecisionFilter, NewDecision, QueueFilter, QueueOrder, QueueRow};
 
 /// The hashing scheme objects are written with (1: pHash + dHash; 2: borders trimmed, PDQ
-/// added; 3: views and local features for re-post verification). Objects of an older version
+/// added; 3: views and local features for re-post verification; 4: no keypoints on lines of
+/// text on a flat background). Objects of an older version
 /// are processed again.
-pub const HASH_VERSION: i64 = 3;
+pub const HASH_VERSION: i64 = 4;
 
 /// Why the store failed; fatal for a run (results cannot be kept).
 #[derive(Debug, thiserror::Error)]
