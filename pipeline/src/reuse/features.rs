@@ -173,23 +173,28 @@ impl FeatureExtractor {
     /// mirror-invariant, and re-posts are often flipped).
     pub fn extract(&mut self, img: &RgbImage) -> Result<ObjectFeatures, FeatureError> {
         let grey = self.grey(img);
-        let direct = self.detect(&grey)?;
-        let mirrored = self.detect(&image::imageops::flip_horizontal(&grey))?;
+        let (w, h) = grey.dimensions();
+        if w < 32 || h < 32 {
+            let none = Features { width: w as u16, height: h as u16, points: Vec::new(), descriptors: Vec::new() };
+            return Ok(ObjectFeatures { direct: none.clone(), mirrored: none });
+        }
+        // The mirror image's text lines are the mirrored mask's: found once.
+        let mask = text_free_mask(&grey)?;
+        let mut mirrored_mask = Mat::default();
+        opencv::core::flip(&mask, &mut mirrored_mask, 1)?;
+        let direct = self.detect(&grey, &mask)?;
+        let mirrored = self.detect(&image::imageops::flip_horizontal(&grey), &mirrored_mask)?;
         Ok(ObjectFeatures { direct, mirrored })
     }
 
-    /// ORB on one grey image.
-    fn detect(&mut self, grey: &GrayImage) -> Result<Features, FeatureError> {
+    /// ORB on one grey image (at least 32 × 32), away from the `mask`'s zeros.
+    fn detect(&mut self, grey: &GrayImage, mask: &Mat) -> Result<Features, FeatureError> {
         let (w, h) = grey.dimensions();
         let mut out = Features { width: w as u16, height: h as u16, points: Vec::new(), descriptors: Vec::new() };
-        if w < 32 || h < 32 {
-            return Ok(out);
-        }
         let mat = Mat::new_rows_cols_with_data(h as i32, w as i32, grey.as_raw().as_slice())?;
-        let mask = text_free_mask(&mat, grey)?;
         let mut keypoints: Vector<KeyPoint> = Vector::new();
         let mut descriptors = Mat::default();
-        self.orb.detect_and_compute(&mat, &mask, &mut keypoints, &mut descriptors, false)?;
+        self.orb.detect_and_compute(&mat, mask, &mut keypoints, &mut descriptors, false)?;
         if keypoints.is_empty() {
             return Ok(out);
         }
@@ -226,13 +231,14 @@ const TEXT_MAX_HEIGHT: i32 = 40;
 /// classic way: the morphological gradient, Otsu, a horizontal closing that joins letters into
 /// lines; a line is a box 5–40 px high and at least twice as wide, well filled with strokes,
 /// on a flat background (text, not texture).
-fn text_free_mask(mat: &impl opencv::core::ToInputArray, grey: &GrayImage) -> Result<Mat, FeatureError> {
+fn text_free_mask(grey: &GrayImage) -> Result<Mat, FeatureError> {
     use opencv::core::{Point, Rect, Scalar, Size, BORDER_CONSTANT};
     use opencv::imgproc;
     let (w, h) = (grey.width() as i32, grey.height() as i32);
+    let mat = Mat::new_rows_cols_with_data(h, w, grey.as_raw().as_slice())?;
     let kernel = |shape, kw, kh| imgproc::get_structuring_element(shape, Size::new(kw, kh), Point::new(-1, -1));
     let mut gradient = Mat::default();
-    imgproc::morphology_ex(mat, &mut gradient, imgproc::MORPH_GRADIENT, &kernel(imgproc::MORPH_ELLIPSE, 3, 3)?, Point::new(-1, -1), 1, BORDER_CONSTANT, imgproc::morphology_default_border_value()?)?;
+    imgproc::morphology_ex(&mat, &mut gradient, imgproc::MORPH_GRADIENT, &kernel(imgproc::MORPH_ELLIPSE, 3, 3)?, Point::new(-1, -1), 1, BORDER_CONSTANT, imgproc::morphology_default_border_value()?)?;
     // Otsu's level, but never below a clear edge (on a near-flat page Otsu would pick noise).
     let mut strokes = Mat::default();
     let level = imgproc::threshold(&gradient, &mut strokes, 0.0, 255.0, imgproc::THRESH_BINARY | imgproc::THRESH_OTSU)?;
