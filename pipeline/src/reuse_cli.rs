@@ -43,7 +43,7 @@ pub struct CatalogArgs {
     #[arg(long, default_value = "tusk.db")]
     db: Db,
     /// Largest hash distance that makes a candidate, which local features then verify
-    /// [default: 62 for PDQ (bits of 256), 10 for pHash, 9 for dHash].
+    /// [default: 90 for PDQ (bits of 256), 10 for pHash, 9 for dHash].
     #[arg(long)]
     radius: Option<u32>,
     /// The hash that proposes candidates.
@@ -154,6 +154,9 @@ fn match_text(catalog: &Catalog, m: &Match, explain: bool) -> String {
     );
     if explain {
         line.push_str(&format!("\n      candidate by {} ({}); whole-picture pdq {}", m.matched_by, m.views, d(m.whole_pdq_distance)));
+        if let Some(v) = m.feature_votes {
+            line.push_str(&format!("; {v} descriptors shared"));
+        }
         match &m.evidence {
             Some(ev) => line.push_str(&format!(
                 "; features: {} mutual matches, {} inliers, scale {:.2}, rotation {:.0}°, coverage {:.2}{}",

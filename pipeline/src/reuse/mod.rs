@@ -3,13 +3,15 @@
 //! photos appear under several sellers ([`clusters`]), and which sellers share photos
 //! ([`links`], written out by [`export`]).
 //!
-//! Hashes only propose: [`Catalog::candidates`] finds objects whose picture, or a part of it
-//! (the photo cut out of a screenshot, a centre crop), hashes near the query's. A candidate
+//! Hashes and local features only propose: [`Catalog::candidates`] finds objects whose picture,
+//! or a part of it (the photo cut out of a screenshot, a centre crop), hashes near the query's,
+//! and objects that share many ORB descriptors with it ([`feature_index`]). A candidate
 //! becomes a match only when [`verify`] confirms it with local features and geometry, or, for
 //! low-texture photos where features are too few to decide, when a strict hash rule holds
 //! ([`STRICT_PDQ_RADIUS`]). Every match carries that evidence.
 
 pub mod export;
+pub mod feature_index;
 pub mod features;
 pub mod verify;
 
@@ -23,6 +25,7 @@ use crate::hash::pdq::{Pdq, MIN_QUALITY};
 use crate::index::HammingIndex;
 use crate::record::{Hashes, View};
 use crate::store::{ObjectRow, Store, StoreError};
+use feature_index::FeatureIndex;
 use features::ObjectFeatures;
 use verify::{Evidence, Params};
 
@@ -239,8 +242,12 @@ pub struct Match {
     pub phash_distance: Option<u32>,
     /// dHash distance between the whole pictures.
     pub dhash_distance: Option<u32>,
-    /// The hash that made it a candidate: `pdq`, `phash` or `dhash`.
+    /// What made it a candidate: `pdq`, `phash` or `dhash` (hashes), or `features` (shared
+    /// ORB descriptors, [`feature_index`]).
     pub matched_by: &'static str,
+    /// Query descriptors sharing a key with the object's ([`feature_index`]), when the query
+    /// had features and the object is among its most voted.
+    pub feature_votes: Option<u32>,
     /// The views whose hashes met, `query-view~stored-view` (e.g. `photo~whole`).
     pub views: String,
     /// The candidacy rests on a PDQ hash below the quality cut-off (featureless picture).
@@ -292,6 +299,8 @@ pub struct Catalog {
     entry_slots: Vec<Range<u32>>,
     by_uri: HashMap<String, usize>,
     loaded_until: String,
+    /// Descriptor keys of the entries' local features (empty until loaded from a store).
+    features: FeatureIndex,
 }
 
 impl Catalog {
@@ -319,12 +328,36 @@ impl Catalog {
         catalog
     }
 
-    /// Loads every object of the store.
+    /// Loads every object of the store, and the keys of its local features.
     pub async fn load(store: &Store) -> Result<Self, StoreError> {
         let (entries, until) = fetch(store, "").await?;
         let mut catalog = Catalog::new(entries);
         catalog.loaded_until = until;
+        let all: Vec<usize> = (0..catalog.entries.len()).collect();
+        catalog.index_features(store, &all).await?;
         Ok(catalog)
+    }
+
+    /// Adds the stored local features of these entries to the feature index, a batch at a time.
+    async fn index_features(&mut self, store: &Store, positions: &[usize]) -> Result<(), StoreError> {
+        for batch in positions.chunks(PAIRS_PER_BATCH) {
+            let ids: Vec<i64> = batch.iter().map(|&p| self.entries[p].id).collect();
+            let found = features_of(store, &ids).await?;
+            for &p in batch {
+                if let Some(f) = found.get(&self.entries[p].id) {
+                    self.add_features(p, f);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Indexes one entry's local features, so that queries sharing many descriptors with it
+    /// find it as a candidate (also for catalogs built without a store, as in tests).
+    pub fn add_features(&mut self, pos: usize, f: &ObjectFeatures) {
+        if f.direct.len() >= verify::MIN_KEYPOINTS {
+            self.features.insert(pos, &f.direct, &f.mirrored);
+        }
     }
 
     /// Adds the objects written to the store since the last load or refresh (new objects, and
@@ -332,7 +365,7 @@ impl Catalog {
     /// catalog kept in memory while scans keep writing.
     pub async fn refresh(&mut self, store: &Store) -> Result<usize, StoreError> {
         let (entries, until) = fetch(store, &self.loaded_until).await?;
-        let mut n = 0;
+        let mut added = Vec::new();
         for e in entries {
             // Rows near the cursor come again (so that none committed late is missed);
             // unchanged ones are skipped.
@@ -340,10 +373,11 @@ impl Catalog {
                 continue;
             }
             self.insert(e);
-            n += 1;
+            added.push(self.entries.len() - 1);
         }
+        self.index_features(store, &added).await?;
         self.loaded_until = until;
-        Ok(n)
+        Ok(added.len())
     }
 
     /// Adds one object (replacing an entry with the same uri).
@@ -389,8 +423,17 @@ impl Catalog {
     }
 
     /// Every current object whose picture, or a view of it, hashes near one of the query's
-    /// views under the rule, nearest first. Undecided: see [`Match::decide`].
+    /// views under the rule (nearest first, at most [`MAX_CANDIDATES`]), then the objects that
+    /// share the most descriptors with the query's local features, when it has them ([`feature_index`]).
+    /// Undecided: see [`Match::decide`].
     pub fn candidates(&self, q: &Query, rule: &Rule) -> Vec<Match> {
+        let keys = q.features.as_ref().filter(|f| f.direct.len() >= verify::MIN_KEYPOINTS).map(|f| feature_index::keys_of(&f.direct));
+        self.candidates_with(q, rule, keys.as_deref(), None)
+    }
+
+    /// [`Catalog::candidates`] with the query's descriptor keys given (a stored entry's), and
+    /// the query's own entry left out of the feature candidates.
+    fn candidates_with(&self, q: &Query, rule: &Rule, keys: Option<&[feature_index::Keys]>, own: Option<usize>) -> Vec<Match> {
         // entry → (matched_by, views)
         let mut hits: BTreeMap<usize, (&'static str, String)> = BTreeMap::new();
         let use_pdq = matches!(rule.kind, HashKind::Default | HashKind::Pdq);
@@ -432,6 +475,21 @@ impl Catalog {
         };
         out.sort_by_key(|m| (key(m), m.entry));
         out.truncate(MAX_CANDIDATES);
+        if let Some(keys) = keys {
+            for (entry, votes) in self.features.candidates(keys, own) {
+                if self.by_uri.get(&self.entries[entry].uri) != Some(&entry) {
+                    continue;
+                }
+                match out.iter_mut().find(|m| m.entry == entry) {
+                    Some(m) => m.feature_votes = Some(votes),
+                    None => {
+                        let mut m = self.describe(q, entry, "features", "features".into());
+                        m.feature_votes = Some(votes);
+                        out.push(m);
+                    }
+                }
+            }
+        }
         out
     }
 
@@ -451,6 +509,7 @@ impl Catalog {
             phash_distance,
             dhash_distance,
             matched_by,
+            feature_votes: None,
             views,
             low_quality,
             decided_by: DecidedBy::Candidate,
@@ -471,7 +530,11 @@ impl Catalog {
             let found: Vec<Vec<(usize, Vec<Match>)>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = block
                     .chunks(share)
-                    .map(|part| scope.spawn(move || part.iter().map(|&p| (p, self.candidates(&Query::from_entry(&self.entries[p]), rule))).collect()))
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter().map(|&p| (p, self.candidates_with(&Query::from_entry(&self.entries[p]), rule, self.features.entry_keys(p), Some(p)))).collect()
+                        })
+                    })
                     .collect();
                 handles.into_iter().map(|h| h.join().expect("candidate search thread panicked")).collect()
             });
@@ -620,6 +683,7 @@ pub fn match_json(catalog: &Catalog, query: &str, m: &Match) -> serde_json::Valu
         "matched": m.matched,
         "decided_by": m.decided_by,
         "matched_by": m.matched_by,
+        "feature_votes": m.feature_votes,
         "views": m.views,
         "pdq_distance": m.pdq_distance,
         "whole_pdq_distance": m.whole_pdq_distance,
