@@ -81,7 +81,7 @@ fn planted_reposts_are_matched_clustered_and_linked() {
     let dbs = db.to_str().unwrap();
     let out = common::scan_ok(&manifest, &db, &["--hash-only"]);
     assert!(out.contains("13 processed"), "{out}");
-    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects WHERE length(pdq) = 64 AND hash_version = 4"), 13);
+    assert_eq!(common::count(&db, &format!("SELECT COUNT(*) FROM objects WHERE length(pdq) = 64 AND hash_version = {}", tusk::store::HASH_VERSION)), 13);
 
     // Who else posted copycat's photos? Exactly the four originals, each for its own copy.
     let found = json(tusk_ok(&["match", "--seller", "copycat", "--db", dbs, "--json"]));
@@ -169,7 +169,7 @@ fn objects_hashed_by_an_older_tusk_are_hashed_again() {
     common::count(&db, "UPDATE objects SET hash_version = 2, views = NULL WHERE seller_id = 'copycat' RETURNING 0");
     let out = common::scan_ok(&manifest, &db, &["--hash-only"]);
     assert!(out.contains("4 processed, 9 skipped"), "{out}");
-    assert_eq!(common::count(&db, "SELECT COUNT(*) FROM objects WHERE views IS NULL OR hash_version <> 4"), 0);
+    assert_eq!(common::count(&db, &format!("SELECT COUNT(*) FROM objects WHERE views IS NULL OR hash_version <> {}", tusk::store::HASH_VERSION)), 0);
     assert_eq!(common::count(&db, "SELECT COUNT(*) FROM features f JOIN objects o ON o.id = f.object_id AND o.fingerprint = f.fingerprint"), 13);
     // A missing store is a clear error, not an empty answer.
     let missing = common::tusk(&["clusters", "--db", dir.path().join("nope.db").to_str().unwrap()]);

@@ -11,8 +11,16 @@ use opencv::prelude::*;
 /// Longest side of the grey image the keypoints are found on: every photo is resized to it,
 /// which bounds the cost per photo and puts two copies of a photo at about the same scale.
 pub const MAX_SIDE: u32 = 512;
-/// Most keypoints kept per photo (ORB keeps the strongest by Harris response).
+/// Most keypoints kept per photo (the strongest by Harris response, spread over the picture:
+/// [`spread`]).
 pub const MAX_KEYPOINTS: i32 = 500;
+/// ORB finds this many times [`MAX_KEYPOINTS`] before [`spread`] chooses among them.
+const DETECTED_PER_KEPT: i32 = 3;
+/// The picture is cut into this many columns and rows of cells for [`spread`].
+const GRID: usize = 8;
+/// Most keypoints a cell keeps before the strongest of the rest fill the budget: twice its even
+/// share, so a line of watermark text or a busy corner cannot take the whole budget.
+const PER_CELL: usize = 2 * MAX_KEYPOINTS as usize / (GRID * GRID);
 /// Bytes of one ORB descriptor.
 pub const DESCRIPTOR_BYTES: usize = 32;
 /// Format tag of [`Features::to_bytes`].
@@ -162,10 +170,11 @@ impl std::fmt::Debug for FeatureExtractor {
 }
 
 impl FeatureExtractor {
-    /// ORB with OpenCV's defaults except the keypoint budget ([`MAX_KEYPOINTS`]).
+    /// ORB with OpenCV's defaults except the number of keypoints detected
+    /// ([`DETECTED_PER_KEPT`] × [`MAX_KEYPOINTS`], of which [`spread`] keeps the budget).
     pub fn new() -> Result<Self, FeatureError> {
         opencv_sequential();
-        let orb = ORB::create(MAX_KEYPOINTS, 1.2, 8, 31, 0, 2, ORB_ScoreType::HARRIS_SCORE, 31, 20)?;
+        let orb = ORB::create(DETECTED_PER_KEPT * MAX_KEYPOINTS, 1.2, 8, 31, 0, 2, ORB_ScoreType::HARRIS_SCORE, 31, 20)?;
         Ok(Self { orb, resizer: fast_image_resize::Resizer::new() })
     }
 
@@ -192,9 +201,13 @@ impl FeatureExtractor {
         let (w, h) = grey.dimensions();
         let mut out = Features { width: w as u16, height: h as u16, points: Vec::new(), descriptors: Vec::new() };
         let mat = Mat::new_rows_cols_with_data(h as i32, w as i32, grey.as_raw().as_slice())?;
-        let mut keypoints: Vector<KeyPoint> = Vector::new();
+        let mut detected: Vector<KeyPoint> = Vector::new();
+        self.orb.detect(&mat, &mut detected, mask)?;
+        let mut keypoints = spread(detected.to_vec(), w as f32, h as f32);
         let mut descriptors = Mat::default();
-        self.orb.detect_and_compute(&mat, mask, &mut keypoints, &mut descriptors, false)?;
+        if !keypoints.is_empty() {
+            self.orb.compute(&mat, &mut keypoints, &mut descriptors)?;
+        }
         if keypoints.is_empty() {
             return Ok(out);
         }
@@ -216,6 +229,46 @@ impl FeatureExtractor {
         let (nw, nh) = crate::hash::scaled(w, h, MAX_SIDE as f32 / w.max(h).max(1) as f32);
         image::imageops::grayscale(&crate::hash::resize_rgb(&mut self.resizer, img, nw, nh))
     }
+}
+
+/// The [`MAX_KEYPOINTS`] keypoints kept of those detected: the strongest (Harris response) of
+/// each cell of a [`GRID`] × [`GRID`] grid up to [`PER_CELL`], then the strongest of the rest.
+/// ORB alone keeps the strongest anywhere, and the corners of a watermark's letters or of one
+/// busy region then take the budget from the rest of the photo, whose keypoints a copy without
+/// the watermark needs to match. Deterministic: ties keep detection order.
+fn spread(mut detected: Vec<KeyPoint>, width: f32, height: f32) -> Vector<KeyPoint> {
+    detected.sort_by(|a, b| b.response().total_cmp(&a.response()));
+    let cell = |k: &KeyPoint| {
+        let pt = k.pt();
+        let cx = ((pt.x / width.max(1.0)) * GRID as f32).clamp(0.0, GRID as f32 - 1.0) as usize;
+        let cy = ((pt.y / height.max(1.0)) * GRID as f32).clamp(0.0, GRID as f32 - 1.0) as usize;
+        cy * GRID + cx
+    };
+    let budget = MAX_KEYPOINTS as usize;
+    let mut used = [0usize; GRID * GRID];
+    let mut keep = vec![false; detected.len()];
+    let mut kept = 0;
+    for (i, k) in detected.iter().enumerate() {
+        if kept == budget {
+            break;
+        }
+        let c = cell(k);
+        if used[c] < PER_CELL {
+            used[c] += 1;
+            keep[i] = true;
+            kept += 1;
+        }
+    }
+    for flag in keep.iter_mut() {
+        if kept == budget {
+            break;
+        }
+        if !*flag {
+            *flag = true;
+            kept += 1;
+        }
+    }
+    detected.into_iter().zip(keep).filter(|(_, k)| *k).map(|(kp, _)| kp).collect()
 }
 
 /// Weakest grey-level step a text stroke's edge makes.
@@ -304,6 +357,25 @@ mod tests {
         assert_eq!(Features::from_bytes(&b).unwrap(), f);
         assert!(Features::from_bytes(&b[..b.len() - 1]).is_err());
         assert!(Features::from_bytes(b"XXXX").is_err());
+    }
+
+    #[test]
+    fn a_busy_band_cannot_take_the_whole_keypoint_budget() {
+        // 1,000 strong keypoints on one band (a line of watermark text), 500 weaker ones spread
+        // over the picture.
+        let kp = |x: f32, y: f32, r: f32| KeyPoint::new_coords(x, y, 31.0, 0.0, r, 0, -1).unwrap();
+        let mut all: Vec<KeyPoint> = (0..1000).map(|i| kp((i % 500) as f32, 400.0 + (i / 500) as f32, 1.0 + i as f32)).collect();
+        all.extend((0..500).map(|i| kp((i * 37 % 500) as f32, (i * 53 % 500) as f32, 0.5)));
+        let kept = spread(all, 500.0, 500.0);
+        assert_eq!(kept.len(), MAX_KEYPOINTS as usize);
+        let on_band = kept.iter().filter(|k| k.pt().y >= 400.0 && k.pt().y < 402.0).count();
+        // The band's row of cells keeps PER_CELL a cell, then the strongest of the rest fill
+        // the budget: still fewer than the strongest-anywhere rule's 500.
+        assert!(on_band < 500, "{on_band} of the band's keypoints kept");
+        let cells: std::collections::HashSet<(i32, i32)> = kept.iter().map(|k| ((k.pt().x / 62.5) as i32, (k.pt().y / 62.5) as i32)).collect();
+        assert!(cells.len() > 40, "keypoints in {} cells", cells.len());
+        // Fewer than the budget: all kept.
+        assert_eq!(spread((0..10).map(|i| kp(i as f32, 0.0, 1.0)).collect(), 500.0, 500.0).len(), 10);
     }
 
     #[test]

@@ -21,9 +21,9 @@ pub use review::{Decision, DecisionFilter, NewDecision, QueueFilter, QueueOrder,
 
 /// The hashing scheme objects are written with (1: pHash + dHash; 2: borders trimmed, PDQ
 /// added; 3: views and local features for re-post verification; 4: no keypoints on lines of
-/// text on a flat background). Objects of an older version
+/// text on a flat background; 5: keypoints spread over the photo). Objects of an older version
 /// are processed again.
-pub const HASH_VERSION: i64 = 4;
+pub const HASH_VERSION: i64 = 5;
 
 /// Why the store failed; fatal for a run (results cannot be kept).
 #[derive(Debug, thiserror::Error)]
