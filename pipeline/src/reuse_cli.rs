@@ -159,12 +159,13 @@ fn match_text(catalog: &Catalog, m: &Match, explain: bool) -> String {
         }
         match &m.evidence {
             Some(ev) => line.push_str(&format!(
-                "; features: {} mutual matches, {} inliers, scale {:.2}, rotation {:.0}°, coverage {:.2}{}",
+                "; features: {} mutual matches, {} inliers, scale {:.2}, rotation {:.0}°, coverage {:.2}, density {:.2}{}",
                 ev.matches,
                 ev.inliers,
                 ev.scale,
                 ev.rotation_deg,
                 ev.coverage,
+                ev.density,
                 if ev.mirrored { ", mirrored" } else { "" }
             )),
             None => line.push_str(&format!("; too few keypoints: strict rule pdq ≤ {}", reuse::STRICT_PDQ_RADIUS)),

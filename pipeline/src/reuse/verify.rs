@@ -36,11 +36,15 @@ pub struct Params {
     pub max_angle: f32,
     /// Smallest share of each photo's keypoint hull that the inliers' hull covers.
     pub min_coverage: f32,
+    /// Matches with fewer inliers than this are weak evidence: they also need `min_density`.
+    pub dense_below_inliers: usize,
+    /// Smallest [`Evidence::density`] of a weak match (template shots match this way).
+    pub min_density: f32,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { ratio: 0.75, ransac_px: 6.0, min_inliers: 15, min_inlier_ratio: 0.0, max_scale: 2.0, max_angle: 10.0, min_coverage: 0.2 }
+        Params { ratio: 0.75, ransac_px: 6.0, min_inliers: 15, min_inlier_ratio: 0.0, max_scale: 2.0, max_angle: 10.0, min_coverage: 0.2, dense_below_inliers: 25, min_density: 0.25 }
     }
 }
 
@@ -59,6 +63,12 @@ pub struct Evidence {
     pub rotation_deg: f32,
     /// The inliers' convex hull as a share of the hull of all keypoints, on the less covered side.
     pub coverage: f32,
+    /// The inliers as a share of the keypoints inside the inliers' hull, on the side where
+    /// that share is higher: a copy's keypoints in the shared area mostly match (on the side
+    /// without the added watermark or caption), while two *template* shots built from one
+    /// base photo (the same model in another shirt, the same box with another tie) match
+    /// around a region that differs on both sides.
+    pub density: f32,
     /// The second photo matched the first's mirror image.
     pub mirrored: bool,
 }
@@ -82,7 +92,7 @@ pub fn verify(a: &ObjectFeatures, b: &ObjectFeatures, p: &Params) -> Result<Opti
 /// One orientation of [`verify`].
 fn verify_one(a: &Features, b: &Features, p: &Params, mirrored: bool) -> Result<Evidence, FeatureError> {
     let pairs = mutual_matches(a, b, p);
-    let mut ev = Evidence { verified: false, matches: pairs.len(), inliers: 0, scale: 0.0, rotation_deg: 0.0, coverage: 0.0, mirrored };
+    let mut ev = Evidence { verified: false, matches: pairs.len(), inliers: 0, scale: 0.0, rotation_deg: 0.0, coverage: 0.0, density: 0.0, mirrored };
     if pairs.len() < p.min_inliers.max(3) {
         return Ok(ev);
     }
@@ -100,7 +110,11 @@ fn verify_one(a: &Features, b: &Features, p: &Params, mirrored: bool) -> Result<
     ev.inliers = kept.len();
     let inl_a: Vec<[f32; 2]> = kept.iter().map(|&k| a.points[pairs[k].0]).collect();
     let inl_b: Vec<[f32; 2]> = kept.iter().map(|&k| b.points[pairs[k].1]).collect();
-    ev.coverage = (hull_area(&inl_a) / hull_area(&a.points).max(1.0)).min(hull_area(&inl_b) / hull_area(&b.points).max(1.0));
+    let (hull_a, hull_b) = (convex_hull(&inl_a), convex_hull(&inl_b));
+    ev.coverage = (polygon_area(&hull_a) / hull_area(&a.points).max(1.0)).min(polygon_area(&hull_b) / hull_area(&b.points).max(1.0));
+    let inliers = ev.inliers as f32;
+    let density = |hull: &[[f32; 2]], pts: &[[f32; 2]]| inliers / count_inside(hull, pts).max(1) as f32;
+    ev.density = density(&hull_a, &a.points).max(density(&hull_b, &b.points));
     let off_axis = {
         let r = ev.rotation_deg.abs() % 90.0;
         r.min(90.0 - r)
@@ -110,7 +124,8 @@ fn verify_one(a: &Features, b: &Features, p: &Params, mirrored: bool) -> Result<
         && ev.scale >= 1.0 / p.max_scale
         && ev.scale <= p.max_scale
         && off_axis <= p.max_angle
-        && ev.coverage >= p.min_coverage;
+        && ev.coverage >= p.min_coverage
+        && (ev.inliers >= p.dense_below_inliers || ev.density >= p.min_density);
     Ok(ev)
 }
 
@@ -148,14 +163,13 @@ fn mutual_matches(a: &Features, b: &Features, p: &Params) -> Vec<(usize, usize)>
         .collect()
 }
 
-/// Area of the convex hull of `pts` (monotone chain).
-fn hull_area(pts: &[[f32; 2]]) -> f32 {
+/// The convex hull of `pts`, counter-clockwise (monotone chain); fewer than 3 points: empty.
+fn convex_hull(pts: &[[f32; 2]]) -> Vec<[f32; 2]> {
     if pts.len() < 3 {
-        return 0.0;
+        return Vec::new();
     }
     let mut p: Vec<[f32; 2]> = pts.to_vec();
     p.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
-    let cross = |o: [f32; 2], a: [f32; 2], b: [f32; 2]| (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
     let mut hull: Vec<[f32; 2]> = Vec::with_capacity(2 * p.len());
     for pass in 0..2 {
         let start = hull.len();
@@ -168,8 +182,32 @@ fn hull_area(pts: &[[f32; 2]]) -> f32 {
         }
         hull.pop();
     }
+    hull
+}
+
+/// The z of the cross product (a − o) × (b − o): positive when o → a → b turns left.
+fn cross(o: [f32; 2], a: [f32; 2], b: [f32; 2]) -> f32 {
+    (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+}
+
+/// Area of a polygon (shoelace).
+fn polygon_area(poly: &[[f32; 2]]) -> f32 {
+    let n = poly.len();
+    (0..n).map(|i| poly[i][0] * poly[(i + 1) % n][1] - poly[(i + 1) % n][0] * poly[i][1]).sum::<f32>().abs() / 2.0
+}
+
+/// Area of the convex hull of `pts`.
+fn hull_area(pts: &[[f32; 2]]) -> f32 {
+    polygon_area(&convex_hull(pts))
+}
+
+/// How many of `pts` lie in the counter-clockwise convex polygon `hull` (edges included).
+fn count_inside(hull: &[[f32; 2]], pts: &[[f32; 2]]) -> usize {
     let n = hull.len();
-    (0..n).map(|i| hull[i][0] * hull[(i + 1) % n][1] - hull[(i + 1) % n][0] * hull[i][1]).sum::<f32>().abs() / 2.0
+    if n < 3 {
+        return 0;
+    }
+    pts.iter().filter(|&&q| (0..n).all(|i| cross(hull[i], hull[(i + 1) % n], q) >= -1e-3)).count()
 }
 
 #[cfg(test)]
@@ -181,5 +219,8 @@ mod tests {
         let pts = [[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0], [5.0, 5.0], [2.0, 7.0]];
         assert!((hull_area(&pts) - 100.0).abs() < 1e-3);
         assert_eq!(hull_area(&pts[..2]), 0.0);
+        let hull = convex_hull(&pts[..4]);
+        assert_eq!(count_inside(&hull, &pts), 6);
+        assert_eq!(count_inside(&hull, &[[11.0, 5.0], [-0.5, 5.0], [5.0, 10.5]]), 0);
     }
 }
