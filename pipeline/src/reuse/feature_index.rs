@@ -14,6 +14,7 @@
 //! Verification ([`super::verify`]) still decides every candidate.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::features::{Features, DESCRIPTOR_BYTES};
 
@@ -32,14 +33,47 @@ pub const MAX_FEATURE_CANDIDATES: usize = 8;
 /// The keys of one descriptor, one per table (the table's number in the top bits).
 pub type Keys = [u32; TABLES];
 
+/// Hashes the index's integer keys with one multiplication (Fibonacci hashing): the keys are
+/// trusted and already well spread, and the standard SipHash made building the index most of
+/// the time a catalog took to load.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    fn write_u32(&mut self, k: u32) {
+        self.write_u64(k as u64);
+    }
+
+    fn write_u64(&mut self, k: u64) {
+        self.0 = (self.0.rotate_left(5) ^ k).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_usize(&mut self, k: usize) {
+        self.write_u64(k as u64);
+    }
+}
+
+/// A hash map keyed by integers, with [`KeyHasher`].
+type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
+
 /// An inverted index from descriptor keys to the catalogue entries (and their mirror images)
 /// whose features have that key; entries are positions in [`super::Catalog::entries`].
 #[derive(Debug, Clone, Default)]
 pub struct FeatureIndex {
     /// Key → entry × 2 (+1 for the mirror image's features), each at most once per key.
-    postings: HashMap<u32, Vec<u32>>,
+    postings: IntMap<u32, Vec<u32>>,
     /// Entry → the keys of its photo's descriptors, to query with a stored object.
-    entry_keys: HashMap<usize, Vec<Keys>>,
+    entry_keys: IntMap<usize, Vec<Keys>>,
 }
 
 /// The bit positions each table samples: fixed (a seeded generator), so that stored and query
@@ -123,7 +157,7 @@ impl FeatureIndex {
     /// query's own entry). The votes are the better of the photo's and its mirror image's.
     pub fn candidates(&self, query: &[Keys], skip: Option<usize>) -> Vec<(usize, u32)> {
         let stop = self.stop_length();
-        let mut votes: HashMap<u32, u32> = HashMap::new();
+        let mut votes: IntMap<u32, u32> = IntMap::default();
         let mut hit: Vec<u32> = Vec::new();
         for ks in query {
             hit.clear();
@@ -138,7 +172,7 @@ impl FeatureIndex {
                 *votes.entry(h).or_default() += 1;
             }
         }
-        let mut best: HashMap<usize, u32> = HashMap::new();
+        let mut best: IntMap<usize, u32> = IntMap::default();
         for (h, v) in votes {
             let e = (h / 2) as usize;
             if Some(e) != skip && v >= MIN_VOTES {
