@@ -89,13 +89,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let from_features = candidates.iter().filter(|(_, _, m)| m.matched_by == "features").count();
     println!("candidate pairs: {} ({from_features} proposed by shared descriptors) in {cand_s:.1} s = {:.2} per object; peak {:.0} MiB",
         candidates.len(), candidates.len() as f64 / catalog.entries.len() as f64, peak_mib());
-    drop(candidates);
 
     let t = Instant::now();
-    let pairs = reuse::verified_pairs(&catalog, &store, &rule, &Params::default()).await?;
-    let total_s = t.elapsed().as_secs_f64();
+    let pairs = reuse::verify_pairs(&catalog, &store, &candidates, &Params::default()).await?;
+    let verify_s = t.elapsed().as_secs_f64();
     let clusters = catalog.clusters(&pairs.iter().map(|(a, b, _)| (*a, *b)).collect::<Vec<_>>(), 2);
-    println!("verified_pairs (candidates again, then verification): {total_s:.1} s, {} matches, {} clusters of 2+ sellers; peak {:.0} MiB",
-        pairs.len(), clusters.len(), peak_mib());
+    println!("verification: {verify_s:.1} s, {} matches, {} clusters of 2+ sellers; peak {:.0} MiB", pairs.len(), clusters.len(), peak_mib());
     Ok(())
 }

@@ -592,17 +592,32 @@ impl Catalog {
 /// undeduplicated candidates held in memory.
 const CANDIDATE_BLOCK: usize = 4096;
 
-/// Candidates verified per batch of [`verified_pairs`]: bounds the features held in memory.
+/// Candidates verified per batch of [`verify_pairs`]: bounds the features held in memory.
 const PAIRS_PER_BATCH: usize = 4096;
 
 /// Every pair of current objects that shows the same photo: the candidates of
 /// [`Catalog::candidate_pairs`], each decided ([`Match::decide`]) with the local features
 /// fetched from the store, batch by batch.
 pub async fn verified_pairs(catalog: &Catalog, store: &Store, rule: &Rule, p: &Params) -> Result<Vec<(usize, usize, Match)>, StoreError> {
-    let mut out = Vec::new();
     let started = std::time::Instant::now();
     let candidates = catalog.candidate_pairs(rule);
     let hashed = started.elapsed();
+    let out = verify_pairs(catalog, store, &candidates, p).await?;
+    tracing::info!(
+        objects = catalog.entries.len(),
+        candidates = candidates.len(),
+        matches = out.len(),
+        "candidate pairs in {:.1} s, verified in {:.1} s",
+        hashed.as_secs_f64(),
+        (started.elapsed() - hashed).as_secs_f64()
+    );
+    Ok(out)
+}
+
+/// The candidate pairs that are matches, each decided ([`Match::decide`]) with the local
+/// features fetched from the store, batch by batch, on every core.
+pub async fn verify_pairs(catalog: &Catalog, store: &Store, candidates: &[(usize, usize, Match)], p: &Params) -> Result<Vec<(usize, usize, Match)>, StoreError> {
+    let mut out = Vec::new();
     for batch in candidates.chunks(PAIRS_PER_BATCH) {
         let mut ids: Vec<i64> = batch.iter().flat_map(|(a, b, _)| [catalog.entries[*a].id, catalog.entries[*b].id]).collect();
         ids.sort_unstable();
@@ -626,14 +641,6 @@ pub async fn verified_pairs(catalog: &Catalog, store: &Store, rule: &Rule, p: &P
         });
         out.extend(decided.into_iter().flatten());
     }
-    tracing::info!(
-        objects = catalog.entries.len(),
-        candidates = candidates.len(),
-        matches = out.len(),
-        "candidate pairs in {:.1} s, verified in {:.1} s",
-        hashed.as_secs_f64(),
-        (started.elapsed() - hashed).as_secs_f64()
-    );
     Ok(out)
 }
 
