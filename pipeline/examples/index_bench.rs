@@ -8,15 +8,11 @@ use std::time::Instant;
 use tusk::hash::pdq::Pdq;
 use tusk::index::{HammingHash, HammingIndex};
 
-struct Rng(u64);
+mod common;
+
+use common::{flip64, flip_pdq, Rng};
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
     /// A mask of `bits` distinct bits set among the first `width`.
     fn mask(&mut self, bits: u32, width: u32) -> Vec<u32> {
         let mut set = Vec::new();
@@ -28,17 +24,6 @@ impl Rng {
         }
         set
     }
-}
-
-fn flip64(h: u64, bits: &[u32]) -> u64 {
-    bits.iter().fold(h, |h, b| h ^ (1 << b))
-}
-
-fn flip_pdq(mut h: Pdq, bits: &[u32]) -> Pdq {
-    for b in bits {
-        h.0[(b / 64) as usize] ^= 1 << (b % 64);
-    }
-    h
 }
 
 /// `n` random hashes, the first `bases` of which get 4 copies each with 1..=`max_d` of their

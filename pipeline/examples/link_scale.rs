@@ -12,16 +12,9 @@ use tusk::hash::pdq::Pdq;
 use tusk::reuse::{self, verify::Params, Catalog, Entry, HashKind, Rule, ViewHash};
 use tusk::store::{Db, Store};
 
-struct Rng(u64);
+mod common;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use common::{flip64, flip_pdq, Rng};
 
 /// Peak resident memory of this process, in MiB (Linux).
 fn peak_mib() -> f64 {
@@ -33,12 +26,9 @@ fn synthetic(i: usize, rng: &mut Rng, previous: Option<&Entry>) -> Entry {
     let (pdq, phash, dhash) = match previous {
         Some(p) => {
             let w = p.whole();
-            let mut h = w.pdq.expect("synthetic objects have PDQ");
-            for _ in 0..8 + rng.next() % 17 {
-                let b = rng.next() % 256;
-                h.0[(b / 64) as usize] ^= 1 << (b % 64);
-            }
-            (h, w.phash ^ (1 << (rng.next() % 64)), w.dhash)
+            let bits: Vec<u32> = (0..8 + rng.next() % 17).map(|_| (rng.next() % 256) as u32).collect();
+            let pdq = flip_pdq(w.pdq.expect("synthetic objects have PDQ"), &bits);
+            (pdq, flip64(w.phash, &[(rng.next() % 64) as u32]), w.dhash)
         }
         None => (Pdq([rng.next(), rng.next(), rng.next(), rng.next()]), rng.next(), rng.next()),
     };
