@@ -415,6 +415,11 @@ impl Catalog {
         self.current().into_iter().filter(|&p| self.entries[p].seller_id.as_deref() == Some(seller)).collect()
     }
 
+    /// Whether the entry at `pos` is its uri's current one (not replaced by a later scan).
+    pub fn is_current(&self, pos: usize) -> bool {
+        self.by_uri.get(&self.entries[pos].uri) == Some(&pos)
+    }
+
     /// Positions of the current entry of every uri (replaced entries left out), ascending.
     fn current(&self) -> Vec<usize> {
         let mut v: Vec<usize> = self.by_uri.values().copied().collect();
@@ -464,7 +469,7 @@ impl Catalog {
         }
         let mut out: Vec<Match> = hits
             .into_iter()
-            .filter(|(entry, _)| self.by_uri.get(&self.entries[*entry].uri) == Some(entry))
+            .filter(|(entry, _)| self.is_current(*entry))
             .map(|(entry, (matched_by, views))| self.describe(q, entry, matched_by, views))
             .collect();
         // Nearest first, on PDQ's 256-bit scale.
@@ -477,7 +482,7 @@ impl Catalog {
         out.truncate(MAX_CANDIDATES);
         if let Some(keys) = keys {
             for (entry, votes) in self.features.candidates(keys, own) {
-                if self.by_uri.get(&self.entries[entry].uri) != Some(&entry) {
+                if !self.is_current(entry) {
                     continue;
                 }
                 match out.iter_mut().find(|m| m.entry == entry) {

@@ -54,7 +54,7 @@ impl ClusterIndex {
             next.pairs = reuse::verified_pairs(catalog, store, &rule, &Params::default()).await?.into_iter().map(|(a, b, _)| (a, b)).collect();
         } else {
             for p in self.upto..catalog.entries.len() {
-                if catalog.by_uri(&catalog.entries[p].uri) != Some(p) {
+                if !catalog.is_current(p) {
                     continue;
                 }
                 let mut q = Query::from_entry(&catalog.entries[p]);
