@@ -23,4 +23,10 @@ if [ ! -f .cache/xray-test/eval.csv ]; then
   scripts/setup-python.sh
   .venv/bin/python scripts/xray/synth.py --out .cache/xray-test --train 0 --val 0 --test 600
 fi
+# xray-v2's: the same generator on the version-2 split of the real scans (more/ added, EDS held
+# out), its own seed.
+if [ ! -f .cache/xray-v2-test/eval.csv ]; then
+  scripts/setup-python.sh
+  .venv/bin/python scripts/xray/synth.py --out .cache/xray-v2-test --backgrounds 2 --seed 20261203 --train 0 --val 0 --test 600
+fi
 cargo test --test quality -- --nocapture "$@"

@@ -120,7 +120,7 @@ fn eval_with_boxes_reports_ap_and_detection_rate() {
     let truth_csv = std::fs::read_to_string(fixtures().join("truth.csv")).unwrap();
     let only_boxes: Vec<&str> = truth_csv.lines().filter(|l| !l.contains(",,")).collect();
     std::fs::write(&boxes, only_boxes.join("\n")).unwrap();
-    let report = common::eval_boxes(&fixtures(), &labels, &boxes);
+    let report = common::eval_boxes(&fixtures(), &labels, &boxes, None);
     let m = &report["models"][0];
     assert_eq!(m["model"], "xray-v1");
     for label in ["ivory", "pangolin_scales", "live_reptile"] {

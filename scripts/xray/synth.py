@@ -45,24 +45,52 @@ from shapes import box_shell, ellipsoid, noise_field  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 SPLITS = {"train": 0, "val": 1, "test": 2}
 BG_FRACTION = {"train": 0.30, "val": 0.10, "test": 0.10}  # rest: unused
+HELD_OUT_SOURCE = "more/eds/"  # version 2: a scanner never used in training or threshold choice
 
 
-def real_backgrounds(xray: Path) -> list[tuple[str, str]]:
-    """(relative path, split) for every real scan; the split is fixed by a hash of the path."""
+def real_backgrounds(xray: Path, version: int = 1) -> list[tuple[str, str]]:
+    """(relative path, split) for every real scan; the split is fixed by a hash of the path.
+
+    Version 1 (xray-v1): SIXray, GDXray crops and packaged goods; 30 / 10 / 10 % train / val / test,
+    the rest "unused". Version 2 (xray-v2) keeps every version-1 train, val and test scan where it
+    was, sends half of the unused ones to train and half to test (by a second hash), and adds the
+    scans of more/: EDS is held out entirely ("heldout": never a training scan nor a threshold
+    input, a scanner the detector never saw), the other four sets split 50 / 20 / 30 %."""
     out = []
     for sub in ["sixray/images", "gdxray_crops", "packaged_goods_voc/images"]:
         for p in sorted((xray / sub).rglob("*")):
             if p.suffix.lower() not in (".jpg", ".jpeg", ".png"):
                 continue
             rel = str(p.relative_to(xray))
-            u = (zlib.crc32(rel.encode()) % 10000) / 10000
-            split, acc = "unused", 0.0
-            for s, f in BG_FRACTION.items():
-                if acc <= u < acc + f:
-                    split = s
-                acc += f
+            split = _hash_split(rel, BG_FRACTION)
+            if version >= 2 and split == "unused":
+                split = _hash_split(rel + "#v2", {"train": 0.5, "test": 0.5})
             out.append((rel, split))
+    if version >= 2 and (xray / "more/manifest.csv").is_file():
+        for r in csv.DictReader(open(xray / "more/manifest.csv")):
+            rel = "more/" + r["file"]
+            held = rel.startswith(HELD_OUT_SOURCE)
+            out.append((rel, "heldout" if held else _hash_split(rel, {"train": 0.5, "val": 0.2, "test": 0.3})))
     return out
+
+
+def _hash_split(rel: str, fractions: dict) -> str:
+    u = (zlib.crc32(rel.encode()) % 10000) / 10000
+    acc = 0.0
+    for s, f in fractions.items():
+        if acc <= u < acc + f:
+            return s
+        acc += f
+    return "unused"
+
+
+def source_of(rel: str) -> str:
+    """The eval label of a real scan: its set ("sixray", "gdxray", "packaged_goods"; "more_" and
+    the set for the scans of more/)."""
+    parts = rel.split("/")
+    if parts[0] == "more":
+        return "more_" + parts[1]
+    return parts[0].replace("_crops", "").replace("_voc", "")
 
 
 def pick_family(rng, split):
@@ -164,9 +192,10 @@ def simulated(rng, split, size, square=False):
 def projected(rng, split, xray: Path, bg_rel: str):
     """Threat image projection onto a real scan."""
     bg = Image.open(xray / bg_rel)
-    colour = bg.mode == "RGB" and "sixray" in bg_rel
+    src = source_of(bg_rel)
+    colour = bg.mode == "RGB" and src in ("sixray", "more_sixray", "more_opixray", "more_pidray", "more_eds")
     arr = np.asarray(bg.convert("RGB" if colour else "L"), np.float64) / 255.0
-    if "gdxray" in bg_rel:  # small crops: bring them to a scanner's scale
+    if src == "gdxray":  # small crops: bring them to a scanner's scale
         f = 2.5
         bg2 = bg.convert("L").resize((int(bg.width * f), int(bg.height * f)), Image.BILINEAR)
         arr = np.asarray(bg2, np.float64) / 255.0
@@ -175,7 +204,9 @@ def projected(rng, split, xray: Path, bg_rel: str):
     ys, xs = np.nonzero(dark)
     region = (ys.min(), xs.min(), ys.max(), xs.max()) if len(ys) > 100 else (0, 0, H, W)
     # SIXray bags are ~55 cm across 384 px; packaged goods boxes ~30 cm across 640 px
-    ppc = W / (55.0 if "sixray" in bg_rel else 30.0 if "packaged" in bg_rel else 40.0)
+    # SIXray-like colour bags ~55 cm across the width; full GDXray baggage ~50 cm; GDXray crops
+    # (enlarged above) 40 cm; packaged goods boxes ~30 cm
+    ppc = W / (55.0 if (colour or src == "sixray") else 50.0 if src == "more_gdxray" else 30.0 if "packaged" in bg_rel else 40.0)
     parts, boxes, names = [], [], []
     wildlife_items(rng, split, ppc, region, (H, W), parts, boxes, names)
     t_low, t_high = render(parts, H, W, rng)
@@ -224,13 +255,15 @@ def main():
     ap.add_argument("--val", type=int, default=400)
     ap.add_argument("--test", type=int, default=600)
     ap.add_argument("--size", type=int, default=640, help="long side of simulated scans (px)")
+    ap.add_argument("--backgrounds", type=int, default=1, choices=(1, 2),
+                    help="which split of the real scans (real_backgrounds): 1 for xray-v1, 2 for xray-v2")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--square", action="store_true", help="simulated parcels only, exactly size x size (benchmarks)")
     ap.add_argument("--both", action="store_true",
                     help="also write each simulated scan in its other rendering (SPLIT/other/NAME.png: 16-bit "
                          "grayscale for a colour scan, pseudo-colour for a grayscale one; same boxes)")
     a = ap.parse_args()
-    bgs = real_backgrounds(a.xray)
+    bgs = real_backgrounds(a.xray, a.backgrounds)
     a.out.mkdir(parents=True, exist_ok=True)
     with open(a.out / "backgrounds.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -275,8 +308,8 @@ def main():
                 w.writerow([str((a.out / r["file"]).resolve()), "synthetic"])
         for rel, split in bgs:
             if split != "train":
-                source = rel.split("/")[0].replace("_crops", "").replace("_voc", "")
-                w.writerow([str((a.xray / rel).resolve()), source + ("_val" if split == "val" else "")])
+                suffix = {"val": "_val", "heldout": "_heldout"}.get(split, "")
+                w.writerow([str((a.xray / rel).resolve()), source_of(rel) + suffix])
     with open(a.out / "eval_boxes.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["file", "label", "x0", "y0", "x1", "y1"])

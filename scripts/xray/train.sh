@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Trains tusk's X-ray detector (models/xray-v1) on synthetic scans. Never run in CI: CI uses the
-# committed model. One command, fixed seeds:
+# Trains tusk's X-ray detector. Never run in CI: CI uses the committed models. Fixed seeds.
+#   scripts/xray/train.sh [--version xray-v1|xray-v2] [extra arguments for the last training step]
+#
+# xray-v1 (default; GPU recommended): trained from scratch on synthetic scans
 #   1. .venv (numpy, scipy, Pillow) and .venv-train (torch, torchvision, onnx)
 #   2. scripts/xray/synth.py: 4,000 train, 400 validation, 600 test scans into .cache/xray-synth
 #      (threat image projection onto the train / val / test shares of ../shared/datasets/xray and
@@ -9,19 +11,43 @@
 #      models/xray-v1/ (xray-v1.onnx, thresholds.json). Uses a CUDA GPU when there is one
 #      (4.5 min on an H200); on this 2-core machine one epoch takes ~5 min, so the full recipe needs
 #      ~5 h: --max-minutes (default 85) stops it early, with a weaker model.
-#   4. tusk eval on the test split and the real scans that were no training background ->
-#      models/xray-v1/metrics.json (the numbers on MODEL_CARD.md and in scripts/quality.sh).
-# Then copy the printed sha256 and thresholds into models/xray-v1/model.toml.
-# Extra arguments go to train_detector.py (e.g. --epochs 20 --device cpu).
+#
+# xray-v2 (CPU, about 1 hour on 2 cores): xray-v1 fine-tuned with hard negatives
+#   1. as above
+#   2. synth.py --backgrounds 2 --seed 20261203: the version-2 split of the real scans (more/ added,
+#      EDS held out entirely) into .cache/xray-v2-synth — ~6 min
+#   3. scripts/xray/finetune.py, round 1: from models/xray-v1/xray-v1.onnx, 4 epochs, lr 3e-4,
+#      hard-negative mining before every epoch -> .cache/xray-v2-round1 (~25 min)
+#   4. round 2: from round 1, 4 epochs, lr 1.5e-4, scanner colour/gamma jitter 0.2 -> models/xray-v2
+#      (xray-v2.onnx, thresholds.json: at most 2 % of real validation scans flagged) (~25 min)
+#   Both rounds write a checkpoint after every epoch and resume from it when rerun.
+#
+# Then copy the printed sha256 and thresholds into models/<version>/model.toml and measure:
+#   tusk eval / --kind xray --labels SET/eval.csv --boxes SET/eval_boxes.csv --model <version> --json
+#   (SET: .cache/xray-test for xray-v1, .cache/xray-v2-test for xray-v2, as scripts/quality.sh makes
+#   them) > models/<version>/metrics.json
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
+version=xray-v1
+if [ "${1:-}" = --version ]; then version="$2"; shift 2; fi
 scripts/setup-python.sh
 [ -x .venv-train/bin/python ] || python3 -m venv .venv-train
-.venv-train/bin/pip install --quiet torch torchvision onnx onnxscript onnxruntime==1.31.1 pillow==13.0.0 numpy==2.4.6
-[ -f .cache/xray-synth/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out .cache/xray-synth
-.venv-train/bin/python scripts/xray/train_detector.py --data .cache/xray-synth --out models/xray-v1 "$@"
-sha256sum models/xray-v1/xray-v1.onnx
-cat models/xray-v1/thresholds.json
-echo "update models/xray-v1/model.toml (sha256, thresholds), then:"
-echo "  scripts/setup-ort.sh && cargo run --release -- eval --kind xray --labels .cache/xray-synth/eval.csv --boxes .cache/xray-synth/eval_boxes.csv --json / > models/xray-v1/metrics.json"
+.venv-train/bin/pip install --quiet torch torchvision onnx onnxscript onnxruntime==1.31.1 pillow==13.0.0 numpy==2.4.6 scipy==1.17.1
+py=.venv-train/bin/python
+case "$version" in
+  xray-v1)
+    [ -f .cache/xray-synth/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out .cache/xray-synth
+    $py scripts/xray/train_detector.py --data .cache/xray-synth --out models/xray-v1 "$@" ;;
+  xray-v2)
+    data=.cache/xray-v2-synth
+    [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261203
+    [ -f .cache/xray-v2-round1/xray-v2-round1.onnx ] || $py scripts/xray/finetune.py --data $data \
+        --init models/xray-v1/xray-v1.onnx --work .cache/xray-v2-train --out .cache/xray-v2-round1 --lr 3e-4 --epochs 4
+    $py scripts/xray/finetune.py --data $data --init .cache/xray-v2-round1/xray-v2-round1.onnx \
+        --work .cache/xray-v2-train2 --out models/xray-v2 --lr 1.5e-4 --epochs 4 --channel-jitter 0.2 "$@" ;;
+  *) echo "train.sh: unknown version $version" >&2; exit 2 ;;
+esac
+sha256sum "models/$version/$version.onnx"
+cat "models/$version/thresholds.json"
+echo "update models/$version/model.toml (sha256, thresholds), then measure it (see the top of this script)"

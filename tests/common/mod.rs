@@ -93,10 +93,10 @@ pub fn scan_ok(source: &Path, db: &Path, extra: &[&str]) -> String {
     succeeded(tusk(&args), &format!("tusk {args:?}"))
 }
 
-/// Runs `tusk eval SOURCE --kind xray --labels LABELS --boxes BOXES --json`, asserting it exits
+/// Runs `tusk eval SOURCE --kind xray --labels LABELS --boxes BOXES --json [--model MODEL]`, asserting it exits
 /// 0; returns the parsed report.
-pub fn eval_boxes(source: &Path, labels: &Path, boxes: &Path) -> serde_json::Value {
-    let args = [
+pub fn eval_boxes(source: &Path, labels: &Path, boxes: &Path, model: Option<&str>) -> serde_json::Value {
+    let mut args = vec![
         "eval",
         source.to_str().unwrap(),
         "--kind",
@@ -107,6 +107,9 @@ pub fn eval_boxes(source: &Path, labels: &Path, boxes: &Path) -> serde_json::Val
         boxes.to_str().unwrap(),
         "--json",
     ];
+    if let Some(model) = model {
+        args.extend(["--model", model]);
+    }
     let out = succeeded(tusk(&args), &format!("tusk {args:?}"));
     serde_json::from_str(&out).expect("eval prints JSON")
 }

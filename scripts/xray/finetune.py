@@ -1,0 +1,260 @@
+"""Fine-tunes xray-v1 into xray-v2 on CPU, with hard negatives from real scans of more scanners.
+
+xray-v1 flags too many innocent real scans (4 % of SIXray / GDXray, 15 % of scans from scanners
+it never saw) because it learnt clutter from one scanner's look and simulated look-alikes only.
+This recipe starts from xray-v1's committed weights (read back from its ONNX file: batch norm is
+folded into the convolutions there, so each norm layer becomes a frozen identity plus the folded
+bias) and trains on:
+- the synthetic scans of `synth.py --backgrounds 2` (wildlife projected onto the real scans of
+  every training source, the new sets of more/ included, and simulated parcels);
+- real benign scans as pure background, a quarter of every batch: before each epoch the current
+  model scores every real training scan and the ones it fires on (any class >= --mine-floor) are
+  drawn first (hard-negative mining); the rest of the quarter is random real training scans.
+The stem stays frozen (the fine texture filters; it also halves the backward pass on CPU).
+
+Thresholds (validation only): per class the score at which validation recall is --target-recall,
+then one common floor raised until at most --max-fa of the real validation scans (no projected
+object) are flagged for any label; the 95 % Clopper-Pearson interval of that rate is printed.
+Resumable: a checkpoint is written after every epoch to --work and picked up by a rerun.
+"""
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train_detector as T  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def from_onnx(model: T.TinyDet, path: Path) -> None:
+    """Loads an exported TinyDet's weights: a Conv node named /m/<module path>/Conv holds the
+    convolution with its batch norm folded in; the norm becomes x + bias (running var 1 - eps)."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    mods = dict(model.named_modules())
+    done = set()
+    for n in g.node:
+        if n.op_type != "Conv" or not n.name.startswith("/m/"):
+            continue
+        comps, parts = n.name.split("/")[2:-1], []
+        if comps[-1][-2:] in ("_1", "_2"):
+            continue  # the shared head appears once per pyramid level
+        for prev, comp in zip([""] + comps, comps):
+            parts.append(comp[len(prev) + 1 :] if prev and comp.startswith(prev + ".") else comp)
+        path_ = ".".join(parts)
+        if path_ in done:
+            continue
+        conv = mods[path_]
+        w, b = inits[n.input[1]].copy(), inits[n.input[2]].copy()
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(w))
+            if conv.bias is not None:
+                conv.bias.copy_(torch.from_numpy(b))
+            else:
+                parent = path_.rsplit(".", 1)[0]
+                bn = mods[parent + ".1"]
+                bn.weight.fill_(1.0)
+                bn.bias.copy_(torch.from_numpy(b))
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0 - bn.eps)
+        done.add(path_)
+    convs = [k for k, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    missing = [k for k in convs if k not in done]
+    if missing:
+        raise SystemExit(f"{path}: no weights for {missing}")
+
+
+def freeze_norms(model: nn.Module) -> None:
+    """Batch norm keeps its (folded) statistics: batches of 32 mixed scans would only add noise."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+
+
+def scanner_jitter(x: torch.Tensor, gen: torch.Generator, amount: float) -> torch.Tensor:
+    """Another scanner's look: attenuation scaled per colour channel (its palette) and a gamma
+    (its detector curve), drawn per scan, so that no one palette is learnt as the background."""
+    if amount <= 0:
+        return x
+    b = len(x)
+    gains = 1 + amount * (2 * torch.rand((b, 3, 1, 1), generator=gen) - 1)
+    gamma = torch.exp(amount * (2 * torch.rand((b, 1, 1, 1), generator=gen) - 1))
+    return (1 - (1 - x) * gains).clamp(0, 1).pow(gamma)
+
+
+def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact 95 % binomial interval of k / n."""
+    from scipy.stats import beta
+
+    lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return lo, hi
+
+
+@torch.no_grad()
+def max_scores(model, imgs, size, bs=32) -> np.ndarray:
+    """[N, classes]: the highest score of each class anywhere in each scan (no NMS needed)."""
+    ex = T.Export(model, size).eval()
+    out = []
+    for i in range(0, len(imgs), bs):
+        x = torch.as_tensor(imgs[i : i + bs]).permute(0, 3, 1, 2).float() / 255.0
+        out.append(ex(x)[:, 4:, :].amax(-1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(T.CLASSES)))
+
+
+def real_split(data: Path, xray: Path, split: str, size: int):
+    rows = [r["file"] for r in csv.DictReader(open(data / "backgrounds.csv")) if r["split"] == split]
+    return np.stack([T.letterbox(T.load_rgb(xray / f), size)[0] for f in rows]), rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT / ".cache/xray-v2-synth")
+    ap.add_argument("--xray", type=Path, default=ROOT.parent / "shared/datasets/xray")
+    ap.add_argument("--init", type=Path, default=ROOT / "models/xray-v1/xray-v1.onnx")
+    ap.add_argument("--out", type=Path, default=ROOT / "models/xray-v2")
+    ap.add_argument("--work", type=Path, default=ROOT / ".cache/xray-v2-train")
+    ap.add_argument("--size", type=int, default=384)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--negatives", type=int, default=8, help="real benign scans in each batch")
+    ap.add_argument("--lr", type=float, default=6e-4)
+    ap.add_argument("--mine-floor", type=float, default=0.2)
+    ap.add_argument("--channel-jitter", type=float, default=0.0,
+                    help="per-channel attenuation gain and gamma spread (scanner_jitter); 0: off")
+    ap.add_argument("--target-recall", type=float, default=0.90)
+    ap.add_argument("--max-fa", type=float, default=0.02)
+    ap.add_argument("--limit", type=int, default=0, help="first N synthetic train scans only (smoke tests)")
+    ap.add_argument("--seed", type=int, default=1203)
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    t0 = time.time()
+    tr_x, tr_t, _ = T.load_split(a.data, "train", a.size, a.limit)
+    va_x, va_t, _ = T.load_split(a.data, "val", a.size)
+    neg_x, neg_files = real_split(a.data, a.xray, "train", a.size)
+    vneg_x, vneg_files = real_split(a.data, a.xray, "val", a.size)
+    print(f"loaded {len(tr_x)} synthetic train, {len(va_x)} val, {len(neg_x)} real train, "
+          f"{len(vneg_x)} real val scans in {time.time() - t0:.0f} s", flush=True)
+
+    model = T.TinyDet(len(T.CLASSES))
+    from_onnx(model, a.init)
+    for p in model.stem.parameters():
+        p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=5e-4)
+    pos_per_batch = a.batch - a.negatives
+    steps_per_epoch = math.ceil(len(tr_x) / pos_per_batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=max(1, a.epochs * steps_per_epoch), pct_start=0.1)
+    gen = torch.Generator().manual_seed(a.seed)
+    a.work.mkdir(parents=True, exist_ok=True)
+    ckpt, start, log = a.work / "checkpoint.pt", 0, []
+    if ckpt.exists():
+        c = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(c["model"])
+        opt.load_state_dict(c["opt"])
+        sched.load_state_dict(c["sched"])
+        gen.set_state(c["gen"])
+        start, log = c["epoch"], c["log"]
+        print(f"resumed after epoch {start}", flush=True)
+    tr_all = torch.as_tensor(tr_x)
+    neg_all = torch.as_tensor(neg_x)
+    t_train = time.time()
+    for ep in range(start, a.epochs):
+        model.eval()
+        s = max_scores(model, neg_x, a.size).max(1)
+        hard = np.nonzero(s >= a.mine_floor)[0]
+        fired = {}
+        for i in hard:
+            src = neg_files[i].split("/")[0] if not neg_files[i].startswith("more/") else neg_files[i].split("/")[1]
+            fired[src] = fired.get(src, 0) + 1
+        print(f"epoch {ep + 1}: {len(hard)}/{len(neg_x)} real training scans fire >= {a.mine_floor} {fired}", flush=True)
+        model.train()
+        freeze_norms(model)
+        perm = torch.randperm(len(tr_x), generator=gen)
+        tot, n = [0.0, 0.0], 0
+        for i in range(0, len(perm), pos_per_batch):
+            idx = perm[i : i + pos_per_batch]
+            k_hard = min(len(hard), a.negatives // 2 if len(hard) else 0)
+            pick_h = hard[torch.randint(len(hard), (k_hard,), generator=gen).numpy()] if k_hard else np.zeros(0, int)
+            pick_r = torch.randint(len(neg_x), (a.negatives - k_hard,), generator=gen).numpy()
+            negs = np.concatenate([pick_h, pick_r]).astype(np.int64)
+            x = torch.cat([tr_all[idx], neg_all[torch.from_numpy(negs)]]).permute(0, 3, 1, 2).float() / 255.0
+            t = [tr_t[j] for j in idx.tolist()] + [np.zeros((0, 5), np.float32)] * len(negs)
+            x, t = T.augment(x, t, a.size, gen)
+            x = scanner_jitter(x, gen, a.channel_jitter)
+            loss, lc, lb = T.loss_fn(model(x), t, a.size)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 10.0)
+            opt.step()
+            sched.step()
+            tot[0] += lc
+            tot[1] += lb
+            n += 1
+            if n % 20 == 0:
+                print(f"  step {n}/{steps_per_epoch}: cls {tot[0] / n:.3f} box {tot[1] / n:.3f} "
+                      f"({(time.time() - t_train) / 60:.1f} min)", flush=True)
+        log.append(dict(epoch=ep + 1, cls=tot[0] / n, box=tot[1] / n, hard=int(len(hard)), fired=fired,
+                        minutes=round((time.time() - t_train) / 60, 1)))
+        print(f"epoch {ep + 1}/{a.epochs}: cls {tot[0] / n:.3f} box {tot[1] / n:.3f} "
+              f"({(time.time() - t_train) / 60:.1f} min)", flush=True)
+        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
+                        gen=gen.get_state(), epoch=ep + 1, log=log), ckpt)
+
+    model.eval()
+    dets = T.predict(model, va_x, a.size, torch.device("cpu"))
+    vmax = max_scores(model, vneg_x, a.size)
+    recall_th = {}
+    for c, name in enumerate(T.CLASSES):
+        s = T.best_scores(dets, va_t, c)
+        cand = np.sort(s[s > 0])[::-1]
+        k = int(math.ceil(a.target_recall * len(s))) - 1
+        recall_th[name] = float(cand[k]) if 0 <= k < len(cand) else 0.05
+    floor = 0.05
+    for floor in np.arange(0.05, 0.951, 0.005):
+        th = {n: max(recall_th[n], floor) for n in T.CLASSES}
+        flagged = int((vmax >= np.array([th[n] for n in T.CLASSES])).any(1).sum())
+        if flagged <= a.max_fa * len(vmax):
+            break
+    th = {n: round(float(max(recall_th[n], floor)), 4) for n in T.CLASSES}
+    flagged = int((vmax >= np.array([th[n] for n in T.CLASSES])).any(1).sum())
+    lo, hi = clopper_pearson(flagged, len(vmax))
+    report = {}
+    for c, name in enumerate(T.CLASSES):
+        s = T.best_scores(dets, va_t, c)
+        report[name] = dict(threshold=th[name], recall_threshold=round(recall_th[name], 4),
+                            val_recall=float((s >= th[name]).mean()), val_boxes=int(len(s)))
+        print(f"{name}: threshold {th[name]} (recall rule {recall_th[name]:.4f}) "
+              f"val recall {report[name]['val_recall']:.3f}", flush=True)
+    print(f"real validation scans flagged (any label): {flagged}/{len(vmax)} = {flagged / len(vmax):.1%} "
+          f"(95 % interval {lo:.1%} - {hi:.1%})", flush=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    ex = T.Export(model, a.size).eval()
+    onnx_path = a.out / f"{a.out.name}.onnx"
+    torch.onnx.export(ex, torch.zeros(1, 3, a.size, a.size), onnx_path, input_names=["images"],
+                      output_names=["output0"], dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+    (a.out / "thresholds.json").write_text(json.dumps(dict(
+        thresholds=th, validation=report, common_floor=round(float(floor), 4),
+        val_real_flagged=[flagged, len(vmax)], val_real_flagged_interval=[round(lo, 4), round(hi, 4)],
+        init=str(a.init.relative_to(ROOT)) if a.init.is_relative_to(ROOT) else str(a.init),
+        epochs=a.epochs, log=log), indent=2))
+    print(f"wrote {onnx_path} and thresholds.json", flush=True)
+
+
+if __name__ == "__main__":
+    main()
