@@ -58,16 +58,24 @@ def main() -> None:
     add_path_args(ap)
     ap.add_argument("--calibration", type=int, default=256, help="training images to calibrate on")
     ap.add_argument("--seed", type=int, default=1130)
+    ap.add_argument("--method", default="minmax", choices=("minmax", "percentile", "entropy"),
+                    help="how activation ranges are calibrated")
+    ap.add_argument("--exclude", default="", help="comma-separated node names left in float (e.g. /conv_stem/Conv)")
+    ap.add_argument("--name", default="int8", help="output suffix: models/<version>/<version>-<name>.onnx")
     args = resolve_paths(ap.parse_args())
     sets = datasets(args.data, args.split, args.renders)
     calib = random.Random(args.seed).sample(sets["train"], args.calibration)
     pre = args.work / f"{args.version}-pre.onnx"
-    out = args.out / f"{args.version}-int8.onnx"
+    out = args.out / f"{args.version}-{args.name}.onnx"
+    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+              "entropy": CalibrationMethod.Entropy}[args.method]
+    exclude = [n for n in args.exclude.split(",") if n]
     started = time.time()
     args.work.mkdir(parents=True, exist_ok=True)
     quant_pre_process(str(args.onnx), str(pre), skip_symbolic_shape=True)
     quantize_static(str(pre), str(out), Images(calib), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+                    nodes_to_exclude=exclude)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.time() - started:.0f} s", flush=True)
 
     x = np.stack([to_tensor(load_rgb(p)) for p, _ in sets["test"][:64]])
@@ -78,14 +86,15 @@ def main() -> None:
     import evaluate
 
     sys.argv = [sys.argv[0], "--version", args.version, "--data", str(args.data), "--split", str(args.split),
-                "--renders", str(args.renders), "--work", str(args.work / "int8"), "--out", str(args.out),
+                "--renders", str(args.renders), "--work", str(args.work / args.name), "--out", str(args.out),
                 "--threads", str(args.threads), "--model", str(out), "--sets", "val", "test",
-                "--thresholds-from", str(args.out / "metrics.json"), "--report", str(args.out / "int8-metrics.json"),
-                "--extra", json.dumps({"quantisation": "ONNX Runtime quantize_static, QDQ, per-channel int8 weights, uint8 activations, MinMax",
+                "--thresholds-from", str(args.out / "metrics.json"), "--report", str(args.out / f"{args.name}-metrics.json"),
+                "--extra", json.dumps({"quantisation": "ONNX Runtime quantize_static, QDQ, per-channel int8 weights, "
+                                       f"uint8 activations, {args.method} calibration", "left_in_float": exclude,
                                        "calibration_images": args.calibration, "timing": timing})]
     evaluate.main()
     f = json.loads((args.out / "metrics.json").read_text())["sets"]
-    q = json.loads((args.out / "int8-metrics.json").read_text())["sets"]
+    q = json.loads((args.out / f"{args.name}-metrics.json").read_text())["sets"]
     for name in ("val", "test"):
         for lab in LABELS:
             a, b = f[name]["labels"][lab]["ap"], q[name]["labels"][lab]["ap"]
