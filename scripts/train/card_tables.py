@@ -2,7 +2,7 @@
 the worst mistakes per label from the test scores that evaluate.py wrote
 (.cache/<version>/scores_*.csv), so the card's numbers are copied by a program, not by hand.
 
-  card_tables.py [--version listing-v2] [--mistakes] [--kinds] [--compare OTHER_REPORT.json]
+  card_tables.py [--version listing-v2] [--mistakes] [--kinds] [--compare OTHER_REPORT.json] [--sheet OUT.jpg]
 
 --kinds: false positives per kind of negative on the test split (ivory look-alikes by material, as
 the dataset's `detail` names it). --compare: the issue's goals, this model against another
@@ -120,6 +120,40 @@ def mistakes(version: str, m: dict) -> None:
             print(f"{name} {lab} missed: " + ", ".join(f"{Path(r['file']).name}({float(r[lab]):.2f})" for r in miss[:25]))
 
 
+def sheet(version: str, m: dict, data: Path, out: Path, per_row: int = 6) -> None:
+    """The test split's ivory and live_reptile mistakes as pictures, worst first, only photos whose
+    licence allows showing them (CC0 / public domain in labels.csv); the rest are named in the text."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    lic = {r["file"]: r["license"] for r in csv.DictReader(open(data / "labels.csv"))}
+    th = m["thresholds"]
+    rows = list(csv.DictReader(open(ROOT / f".cache/{version}/scores_test.csv")))
+    picked = []
+    for lab in ("ivory", "live_reptile"):
+        neg = [r for r in rows if r["label"] not in POSITIVES[lab] | {"ivory_painting"} and float(r[lab]) >= th[lab]]
+        miss = [r for r in rows if r["label"] in POSITIVES[lab] and float(r[lab]) < th[lab]]
+        for kind, group, key in (("missed", miss, 1.0), ("false", neg, -1.0)):
+            for r in sorted(group, key=lambda r: key * float(r[lab])):
+                rel = str(Path(r["file"]).relative_to(data))
+                if lic.get(rel, "").startswith("CC0"):
+                    picked.append((f"{lab} {kind} {float(r[lab]):.2f}", Path(r["file"]), r["label"]))
+    tiles = []
+    for title, path, label in picked[: per_row * 4]:
+        im = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+        im.thumbnail((200, 200))
+        t = Image.new("RGB", (200, 240), (30, 30, 30))
+        t.paste(im, ((200 - im.width) // 2, 36))
+        d = ImageDraw.Draw(t)
+        d.text((4, 2), title, fill=(255, 255, 255))
+        d.text((4, 16), f"{path.name} ({label})", fill=(200, 200, 200))
+        tiles.append(t)
+    out_im = Image.new("RGB", (200 * per_row, 240 * ((len(tiles) + per_row - 1) // per_row)), (0, 0, 0))
+    for i, t in enumerate(tiles):
+        out_im.paste(t, (200 * (i % per_row), 240 * (i // per_row)))
+    out_im.save(out, quality=85)
+    print(f"{out}: {len(tiles)} of {len(picked)} CC0 mistakes")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--version", default="listing-v1")
@@ -127,6 +161,7 @@ def main() -> None:
     ap.add_argument("--mistakes", action="store_true")
     ap.add_argument("--kinds", action="store_true")
     ap.add_argument("--compare", type=Path)
+    ap.add_argument("--sheet", type=Path, help="write the test mistakes whose licence allows it as a picture sheet")
     args = ap.parse_args()
     m = json.loads((ROOT / f"models/{args.version}/metrics.json").read_text())
     tables(m)
@@ -136,6 +171,8 @@ def main() -> None:
         compare(m, json.loads(args.compare.read_text()), args.version)
     if args.mistakes:
         mistakes(args.version, m)
+    if args.sheet:
+        sheet(args.version, m, args.data, args.sheet)
 
 
 if __name__ == "__main__":
