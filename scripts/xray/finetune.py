@@ -32,6 +32,7 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_detector as T  # noqa: E402
+from synth import source_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -179,7 +180,7 @@ def main():
         hard = np.nonzero(s >= a.mine_floor)[0]
         fired = {}
         for i in hard:
-            src = neg_files[i].split("/")[0] if not neg_files[i].startswith("more/") else neg_files[i].split("/")[1]
+            src = source_of(neg_files[i])
             fired[src] = fired.get(src, 0) + 1
         print(f"epoch {ep + 1}: {len(hard)}/{len(neg_x)} real training scans fire >= {a.mine_floor} {fired}", flush=True)
         model.train()
