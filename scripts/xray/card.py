@@ -32,7 +32,8 @@ from finetune import clopper_pearson  # noqa: E402
 COLOURS = {"ivory": (255, 0, 255), "pangolin_scales": (255, 40, 40), "live_reptile": (0, 220, 255)}
 
 
-def thresholds(model_dir: Path) -> dict:
+def thresholds(model_dir: Path) -> tuple[dict, Path]:
+    """A model folder's per-label thresholds and its ONNX file, from model.toml."""
     import tomllib
 
     m = tomllib.loads((model_dir / "model.toml").read_text())

@@ -10,7 +10,7 @@ bias) and trains on:
 - real benign scans as pure background, a quarter of every batch: before each epoch the current
   model scores every real training scan and the ones it fires on (any class >= --mine-floor) are
   drawn first (hard-negative mining); the rest of the quarter is random real training scans.
-The stem stays frozen (the fine texture filters; it also halves the backward pass on CPU).
+The stem stays frozen (the fine texture filters; no backward pass through the largest maps).
 
 Thresholds (validation only): per class the score at which validation recall is --target-recall,
 then one common floor raised until at most --max-fa of the real validation scans (no projected
@@ -142,7 +142,6 @@ def main():
     ap.add_argument("--seed", type=int, default=1203)
     a = ap.parse_args()
     torch.manual_seed(a.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.time()
     tr_x, tr_t, _ = T.load_split(a.data, "train", a.size, a.limit)
     va_x, va_t, _ = T.load_split(a.data, "val", a.size)
@@ -219,12 +218,8 @@ def main():
     model.eval()
     dets = T.predict(model, va_x, a.size, torch.device("cpu"))
     vmax = max_scores(model, vneg_x, a.size)
-    recall_th = {}
-    for c, name in enumerate(T.CLASSES):
-        s = T.best_scores(dets, va_t, c)
-        cand = np.sort(s[s > 0])[::-1]
-        k = int(math.ceil(a.target_recall * len(s))) - 1
-        recall_th[name] = float(cand[k]) if 0 <= k < len(cand) else 0.05
+    best = {name: T.best_scores(dets, va_t, c) for c, name in enumerate(T.CLASSES)}
+    recall_th = {name: T.recall_threshold(best[name], a.target_recall) for name in T.CLASSES}
     floor = 0.05
     for floor in np.arange(0.05, 0.951, 0.005):
         th = {n: max(recall_th[n], floor) for n in T.CLASSES}
@@ -235,8 +230,8 @@ def main():
     flagged = int((vmax >= np.array([th[n] for n in T.CLASSES])).any(1).sum())
     lo, hi = clopper_pearson(flagged, len(vmax))
     report = {}
-    for c, name in enumerate(T.CLASSES):
-        s = T.best_scores(dets, va_t, c)
+    for name in T.CLASSES:
+        s = best[name]
         report[name] = dict(threshold=th[name], recall_threshold=round(recall_th[name], 4),
                             val_recall=float((s >= th[name]).mean()), val_boxes=int(len(s)))
         print(f"{name}: threshold {th[name]} (recall rule {recall_th[name]:.4f}) "

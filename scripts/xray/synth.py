@@ -203,10 +203,9 @@ def projected(rng, split, xray: Path, bg_rel: str):
     dark = (arr if arr.ndim == 2 else arr.mean(axis=2)) < 0.92
     ys, xs = np.nonzero(dark)
     region = (ys.min(), xs.min(), ys.max(), xs.max()) if len(ys) > 100 else (0, 0, H, W)
-    # SIXray bags are ~55 cm across 384 px; packaged goods boxes ~30 cm across 640 px
     # SIXray-like colour bags ~55 cm across the width; full GDXray baggage ~50 cm; GDXray crops
     # (enlarged above) 40 cm; packaged goods boxes ~30 cm
-    ppc = W / (55.0 if (colour or src == "sixray") else 50.0 if src == "more_gdxray" else 30.0 if "packaged" in bg_rel else 40.0)
+    ppc = W / (55.0 if (colour or src == "sixray") else 50.0 if src == "more_gdxray" else 30.0 if src == "packaged_goods" else 40.0)
     parts, boxes, names = [], [], []
     wildlife_items(rng, split, ppc, region, (H, W), parts, boxes, names)
     t_low, t_high = render(parts, H, W, rng)

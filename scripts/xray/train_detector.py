@@ -265,6 +265,14 @@ def best_scores(dets, targets, cls):
     return np.array(out)
 
 
+def recall_threshold(best: np.ndarray, target: float) -> float:
+    """The highest score at which a share `target` of the true boxes (their `best_scores`) is
+    still found; 0.05 when no score reaches that recall."""
+    cand = np.sort(best[best > 0])[::-1]
+    k = int(math.ceil(target * len(best))) - 1
+    return float(cand[k]) if 0 <= k < len(cand) else 0.05
+
+
 @torch.no_grad()
 def predict(model, imgs, size, device, bs=64):
     ex = Export(model, size).eval()
@@ -359,9 +367,7 @@ def main():
     thresholds, report = {}, {}
     for c, name in enumerate(CLASSES):
         s = best_scores(dets, va_t, c)
-        cand = np.sort(s[s > 0])[::-1]
-        k = int(math.ceil(a.target_recall * len(s))) - 1
-        th = float(cand[k]) if 0 <= k < len(cand) else 0.05
+        th = recall_threshold(s, a.target_recall)
         bg_max = np.array([max([sc for cc, sc, *_ in d if cc == c], default=0.0) for d in bg_dets])
         if len(bg_max):
             lim = float(np.quantile(bg_max, 1 - a.max_fa)) + 1e-4
