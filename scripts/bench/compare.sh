@@ -2,11 +2,13 @@
 # tusk against the Python reference (scripts/bench/reference.py: Pillow + onnxruntime + imagehash
 # + SQLite) and against the machine's ceiling (pipeline/examples/ceiling.rs: decoding alone plus
 # inference alone, each at full speed), on the same >= 2,000 real listing photos upscaled to
-# 800-1200 px, with the same model (models/listing-v1), batch size and thread count.
+# 800-1200 px, with the same model (the default listing model, the one `tusk scan` runs; MODEL=name
+# to measure another), batch size and thread count.
 # Runs the three alternately ROUNDS times (default 3) and prints medians, ratios and peak RSS;
 # then the same for decode + hash only (no model).
 #   scripts/bench/compare.sh            # needs ../shared/datasets/listing for the photos
 #   ROUNDS=5 COUNT=3000 scripts/bench/compare.sh
+#   MODEL=listing-v2 scripts/bench/compare.sh   # tusk scan then runs --model listing-v2
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -22,6 +24,14 @@ trap 'rm -rf "$work"' EXIT
 rounds="${ROUNDS:-3}"
 cores="$(nproc)"
 batch=8
+# the shipped default for listing photos: kinds has "listing" and no `default = false`
+default_listing() {
+  for f in models/*/model.toml; do
+    grep -q '^kinds = .*"listing"' "$f" && ! grep -q '^default = false' "$f" && basename "$(dirname "$f")"
+  done | head -1
+}
+model="${MODEL:-$(default_listing)}"
+[ -f "models/$model/model.toml" ] || { echo "compare.sh: no model models/$model" >&2; exit 2; }
 
 # runs a command, prints "<images/s> <peak RSS MiB>" from its own output and /usr/bin/time
 measure() {
@@ -34,7 +44,7 @@ measure() {
 }
 
 run_mode() {
-  local mode="$1" tusk_extra=() ref_extra=() ceil_extra=()
+  local mode="$1" tusk_extra=(--model "$model") ref_extra=() ceil_extra=()
   if [ "$mode" = hash-only ]; then tusk_extra=(--hash-only); ref_extra=(--hash-only); ceil_extra=(--hash-only); fi
   : >"$work/tusk" ; : >"$work/ref" ; : >"$work/ceil"
   for r in $(seq "$rounds"); do
@@ -42,8 +52,8 @@ run_mode() {
     # tusk at its defaults: one inference session per core, one thread each, batches of 8
     measure target/release/tusk scan "$images" --db "$work/t.db" --progress off "${tusk_extra[@]}" >>"$work/tusk"
     measure .venv/bin/python scripts/bench/reference.py "$images" --db "$work/r.db" --batch "$batch" \
-      --threads "$cores" "${ref_extra[@]}" >>"$work/ref"
-    measure target/release/examples/ceiling "$images" models/listing-v1 --batch "$batch" \
+      --model "models/$model" --threads "$cores" "${ref_extra[@]}" >>"$work/ref"
+    measure target/release/examples/ceiling "$images" "models/$model" --batch "$batch" \
       --sessions "$cores" --threads 1 "${ceil_extra[@]}" >>"$work/ceil"
     echo "  round $r/$rounds: tusk $(tail -1 "$work/tusk"), reference $(tail -1 "$work/ref"), ceiling $(tail -1 "$work/ceil")  (images/s, peak MiB)" >&2
   done
@@ -63,6 +73,6 @@ print(f"tusk / reference = {t[0] / r[0]:.2f}x    tusk / ceiling = {100 * t[0] / 
 PY
 }
 
-echo "tusk vs Python reference vs ceiling: $cores cores, batch $batch, model listing-v1" >&2
+echo "tusk vs Python reference vs ceiling: $cores cores, batch $batch, model $model" >&2
 run_mode end-to-end
 run_mode hash-only

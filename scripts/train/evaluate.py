@@ -29,15 +29,15 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).parent))
 from metrics import label_metrics  # noqa: E402
-from train import LABELS, RECIPES, add_path_args, datasets, load_rgb, resolve_paths, targets, to_tensor  # noqa: E402
+from train import LABELS, RECIPES, add_path_args, datasets, load_rgb, resolve_paths, size_of, targets, to_tensor  # noqa: E402
 
 SETS = ("val", "test", "render_test", "imagenet")
 
 
-def score(sess, items, batch: int = 32) -> np.ndarray:
+def score(sess, items, size: int, batch: int = 32) -> np.ndarray:
     out = []
     for i in range(0, len(items), batch):
-        x = np.stack([to_tensor(load_rgb(p)) for p, _ in items[i : i + batch]])
+        x = np.stack([to_tensor(load_rgb(p), size) for p, _ in items[i : i + batch]])
         out.append(1 / (1 + np.exp(-sess.run(None, {"image": x})[0])))
     return np.concatenate(out)
 
@@ -77,7 +77,7 @@ def main() -> None:
 
     scores = {}
     for name in args.sets:
-        s = score(sess, sets[name])
+        s = score(sess, sets[name], size_of(args.version))
         scores[name] = s
         with open(args.work / f"scores_{name}.csv", "w", newline="") as f:
             w = csv.writer(f)

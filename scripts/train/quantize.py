@@ -24,19 +24,19 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train import LABELS, add_path_args, datasets, load_rgb, resolve_paths, to_tensor  # noqa: E402
+from train import LABELS, add_path_args, datasets, load_rgb, resolve_paths, size_of, to_tensor  # noqa: E402
 
 
 class Images(CalibrationDataReader):
-    def __init__(self, items, batch: int = 16):
-        self.items, self.batch, self.i = items, batch, 0
+    def __init__(self, items, size: int, batch: int = 16):
+        self.items, self.size, self.batch, self.i = items, size, batch, 0
 
     def get_next(self):
         if self.i >= len(self.items):
             return None
         part = self.items[self.i : self.i + self.batch]
         self.i += self.batch
-        return {"image": np.stack([to_tensor(load_rgb(p)) for p, _ in part])}
+        return {"image": np.stack([to_tensor(load_rgb(p), self.size) for p, _ in part])}
 
 
 def per_image_ms(path: Path, x: np.ndarray, threads: int, batch: int, repeats: int = 3) -> float:
@@ -73,12 +73,12 @@ def main() -> None:
     started = time.time()
     args.work.mkdir(parents=True, exist_ok=True)
     quant_pre_process(str(args.onnx), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(out), Images(calib), quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(str(pre), str(out), Images(calib, size_of(args.version)), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
                     nodes_to_exclude=exclude)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.time() - started:.0f} s", flush=True)
 
-    x = np.stack([to_tensor(load_rgb(p)) for p, _ in sets["test"][:64]])
+    x = np.stack([to_tensor(load_rgb(p), size_of(args.version)) for p, _ in sets["test"][:64]])
     timing = {f"{name}_batch{b}_ms_per_image": round(per_image_ms(path, x, args.threads, b), 2)
               for name, path in (("float", args.onnx), ("int8", out)) for b in (1, 32)}
     print(f"inference, {args.threads} threads, 64 test images: {timing}", flush=True)
