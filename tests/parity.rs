@@ -22,6 +22,11 @@ fn listing_v2_scores_match_python_reference_within_1e_3() {
     scores_match_python_reference("listing-v2");
 }
 
+#[test]
+fn listing_v3_scores_match_python_reference_within_1e_3() {
+    scores_match_python_reference("listing-v3");
+}
+
 /// Compares every output probability, the top class and the label scores with the reference
 /// that `scripts/parity_reference.py models/NAME` computes on this machine.
 fn scores_match_python_reference(name: &str) {

@@ -27,7 +27,7 @@ batch=8
 # the shipped default for listing photos: kinds has "listing" and no `default = false`
 default_listing() {
   for f in models/*/model.toml; do
-    grep -q '^kinds = .*"listing"' "$f" && ! grep -q '^default = false' "$f" && basename "$(dirname "$f")"
+    if grep -q '^kinds = .*"listing"' "$f" && ! grep -q '^default = false' "$f"; then basename "$(dirname "$f")"; fi
   done | head -1
 }
 model="${MODEL:-$(default_listing)}"
