@@ -24,13 +24,9 @@ trap 'rm -rf "$work"' EXIT
 rounds="${ROUNDS:-3}"
 cores="$(nproc)"
 batch=8
-# the shipped default for listing photos: kinds has "listing" and no `default = false`
-default_listing() {
-  for f in models/*/model.toml; do
-    if grep -q '^kinds = .*"listing"' "$f" && ! grep -q '^default = false' "$f"; then basename "$(dirname "$f")"; fi
-  done | head -1
-}
-model="${MODEL:-$(default_listing)}"
+# the shipped default for listing photos, as tusk itself reads the manifests (`tusk models`; awk
+# reads to the end, so the pipe never closes early under pipefail)
+model="${MODEL:-$(target/release/tusk models --models models | awk '/ kinds=([a-z]+,)*listing[, ]/ && /\(default\)/ && !m { m = $1 } END { print m }')}"
 [ -f "models/$model/model.toml" ] || { echo "compare.sh: no model models/$model" >&2; exit 2; }
 
 # runs a command, prints "<images/s> <peak RSS MiB>" from its own output and /usr/bin/time
