@@ -448,6 +448,25 @@ mod tests {
     }
 
     #[test]
+    fn thin_and_tiny_pictures_get_features_or_none_but_never_an_error() {
+        // Noise has corners everywhere; at these shapes ORB's pyramid levels shrink below its
+        // border and the mirrored keypoints sit at the edge of what it describes.
+        let mut x = FeatureExtractor::new().unwrap();
+        for (w, h) in [(32, 32), (33, 600), (600, 33), (64, 64), (5000, 40), (40, 5000), (1, 3000), (513, 97)] {
+            let noise = RgbImage::from_fn(w, h, |i, j| {
+                let v = (i.wrapping_mul(2_654_435_761) ^ j.wrapping_mul(40_503)).wrapping_mul(97) >> 7;
+                image::Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8])
+            });
+            let f = x.extract(&noise).unwrap_or_else(|e| panic!("{w} x {h}: {e}"));
+            assert!(f.mirrored.len() <= f.direct.len(), "{w} x {h}");
+            assert_eq!(ObjectFeatures::from_bytes(&f.to_bytes()).unwrap().to_bytes(), f.to_bytes());
+            for p in f.direct.points.iter().chain(&f.mirrored.points) {
+                assert!(p[0] >= 0.0 && p[0] < f.direct.width as f32 && p[1] >= 0.0 && p[1] < f.direct.height as f32, "{w} x {h}: {p:?}");
+            }
+        }
+    }
+
+    #[test]
     fn a_textured_photo_has_keypoints_and_a_flat_one_none() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/demo/images/skimage_chelsea.png");
         let cat = image::open(path).unwrap().to_rgb8();
