@@ -182,6 +182,9 @@ impl FeatureExtractor {
     /// mirror-invariant, and re-posts are often flipped). ORB runs once, on the photo; the
     /// mirror image is described at the mirrored keypoints ([`mirrored`]), which are the
     /// keypoints ORB would find on it (corner scores and masks are symmetric), at half the cost.
+    /// The photo's features are bit for bit those of a separate detect and compute, and the
+    /// mirror's those of ORB on the mirror image (tests below), so objects stored before this
+    /// one-pass form (the same hash version) need no rescan.
     pub fn extract(&mut self, img: &RgbImage) -> Result<ObjectFeatures, FeatureError> {
         let grey = self.grey(img);
         let (w, h) = grey.dimensions();
@@ -445,6 +448,34 @@ mod tests {
         eprintln!("{same_place} of {} mirrored keypoints found by ORB on the mirror image ({} found there); descriptor distance median {median}, 90th percentile {}", mirrored.len(), found.len(), distances[distances.len() * 9 / 10]);
         assert!(same_place * 10 >= mirrored.len() * 9, "{same_place} of {}", mirrored.len());
         assert!(distances[distances.len() * 9 / 10] <= 8, "Hamming distances (of 256 bits): median {median}, 90th percentile over 8");
+    }
+
+    #[test]
+    fn one_pass_gives_the_photos_features_of_detect_then_compute() {
+        // Stores written before ORB ran in one pass (hash version 5) hold features found by
+        // `detect` then `compute`: the one pass must give the same points and descriptors, so
+        // old and new objects still verify against each other without a rescan.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/demo/images/skimage_chelsea.png");
+        let cat = image::open(path).unwrap().to_rgb8();
+        let mut x = FeatureExtractor::new().unwrap();
+        let one_pass = x.extract(&cat).unwrap().direct;
+        let grey = x.grey(&cat);
+        let (w, h) = grey.dimensions();
+        let mask = text_free_mask(&grey).unwrap();
+        let mat = Mat::new_rows_cols_with_data(h as i32, w as i32, grey.as_raw().as_slice()).unwrap();
+        let mut detected: Vector<KeyPoint> = Vector::new();
+        x.orb.detect(&mat, &mut detected, &mask).unwrap();
+        let detected = detected.to_vec();
+        let mut kept: Vector<KeyPoint> = spread(&detected, w as f32, h as f32).into_iter().map(|i| detected[i].clone()).collect();
+        let mut descriptors = Mat::default();
+        x.orb.compute(&mat, &mut kept, &mut descriptors).unwrap();
+        let bytes = descriptors.data_bytes().unwrap();
+        let mut two_pass: Vec<([u32; 2], Vec<u8>)> = kept.iter().enumerate().map(|(i, k)| ([k.pt().x.to_bits(), k.pt().y.to_bits()], bytes[i * 32..(i + 1) * 32].to_vec())).collect();
+        let mut ours: Vec<([u32; 2], Vec<u8>)> = one_pass.points.iter().zip(&one_pass.descriptors).map(|(p, d)| ([p[0].to_bits(), p[1].to_bits()], d.to_vec())).collect();
+        two_pass.sort();
+        ours.sort();
+        assert_eq!(ours.len(), 500);
+        assert_eq!(ours, two_pass);
     }
 
     #[test]
