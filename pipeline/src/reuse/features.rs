@@ -64,6 +64,13 @@ impl Features {
         self.points.is_empty()
     }
 
+    /// Adds keypoint `kp` with row `row` of OpenCV's descriptor matrix `bytes`.
+    fn push(&mut self, kp: &KeyPoint, bytes: &[u8], row: usize) {
+        let pt = kp.pt();
+        self.points.push([pt.x, pt.y]);
+        self.descriptors.push(bytes[row * DESCRIPTOR_BYTES..(row + 1) * DESCRIPTOR_BYTES].try_into().expect("32 bytes"));
+    }
+
     /// The compact stored form: tag, width, height, count, then per keypoint x and y in quarter
     /// pixels (u16 each) and the 32 descriptor bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -205,9 +212,7 @@ impl FeatureExtractor {
         let bytes = descriptors.data_bytes()?;
         let mut direct = none.clone();
         for &i in &kept {
-            let pt = detected[i].pt();
-            direct.points.push([pt.x, pt.y]);
-            direct.descriptors.push(bytes[i * DESCRIPTOR_BYTES..(i + 1) * DESCRIPTOR_BYTES].try_into().expect("32 bytes"));
+            direct.push(&detected[i], bytes, i);
         }
         let flipped = image::imageops::flip_horizontal(&grey);
         let flipped = Mat::new_rows_cols_with_data(h as i32, w as i32, flipped.as_raw().as_slice())?;
@@ -218,9 +223,7 @@ impl FeatureExtractor {
         if !at.is_empty() {
             let bytes = mirror_descriptors.data_bytes()?;
             for (i, kp) in at.iter().enumerate() {
-                let pt = kp.pt();
-                mirrored.points.push([pt.x, pt.y]);
-                mirrored.descriptors.push(bytes[i * DESCRIPTOR_BYTES..(i + 1) * DESCRIPTOR_BYTES].try_into().expect("32 bytes"));
+                mirrored.push(&kp, bytes, i);
             }
         }
         Ok(ObjectFeatures { direct, mirrored })
@@ -374,6 +377,11 @@ fn on_flat_background(grey: &GrayImage, r: opencv::core::Rect) -> bool {
 mod tests {
     use super::*;
 
+    /// A textured demo photo (skimage's cat).
+    fn chelsea() -> RgbImage {
+        image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/demo/images/skimage_chelsea.png")).unwrap().to_rgb8()
+    }
+
     #[test]
     fn stored_form_round_trips_in_quarter_pixels() {
         let f = Features {
@@ -417,8 +425,7 @@ mod tests {
             image::Rgb([[v, 0, 0], [0, v, 0], [0, 0, v]][y as usize])
         });
         let pattern = RgbImage::from_fn(97, 61, |x, y| image::Rgb([(x * 7 + y * 13) as u8, (x * x + y) as u8, (x ^ (y * 31)) as u8]));
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/demo/images/skimage_chelsea.png");
-        for img in [ramp, pattern, image::open(path).unwrap().to_rgb8()] {
+        for img in [ramp, pattern, chelsea()] {
             assert_eq!(luma8(&img).into_raw(), image::imageops::grayscale(&img).into_raw());
         }
     }
@@ -428,8 +435,7 @@ mod tests {
         // The mirrored features come from the photo's keypoints; ORB run on the flipped photo
         // must find the same points with (nearly) the same descriptors, or a flipped re-post
         // would not match.
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/demo/images/skimage_chelsea.png");
-        let cat = image::open(path).unwrap().to_rgb8();
+        let cat = chelsea();
         let mut x = FeatureExtractor::new().unwrap();
         let mirrored = x.extract(&cat).unwrap().mirrored;
         let found = x.extract(&image::imageops::flip_horizontal(&cat)).unwrap().direct;
@@ -455,8 +461,7 @@ mod tests {
         // Stores written before ORB ran in one pass (hash version 5) hold features found by
         // `detect` then `compute`: the one pass must give the same points and descriptors, so
         // old and new objects still verify against each other without a rescan.
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/demo/images/skimage_chelsea.png");
-        let cat = image::open(path).unwrap().to_rgb8();
+        let cat = chelsea();
         let mut x = FeatureExtractor::new().unwrap();
         let one_pass = x.extract(&cat).unwrap().direct;
         let grey = x.grey(&cat);
@@ -499,8 +504,7 @@ mod tests {
 
     #[test]
     fn a_textured_photo_has_keypoints_and_a_flat_one_none() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/demo/images/skimage_chelsea.png");
-        let cat = image::open(path).unwrap().to_rgb8();
+        let cat = chelsea();
         let mut x = FeatureExtractor::new().unwrap();
         let f = x.extract(&cat).unwrap();
         assert!(f.direct.len() > 200, "{} keypoints", f.direct.len());
