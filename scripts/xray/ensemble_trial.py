@@ -22,7 +22,6 @@ from xray-v2's (name, version, file, sha256, thresholds changed; default = false
 """
 
 import argparse
-import csv
 import hashlib
 import json
 import os
@@ -111,19 +110,9 @@ def choose(a):
     import per_label_thresholds as P  # one-thread ORT sessions for card.detect
     import card as C
     import train_detector as T
-    from finetune import clopper_pearson
-    from synth import source_of
+    from finetune import clopper_pearson, floor_thresholds
 
-    rows = [r for r in csv.DictReader(open(a.data / "manifest.csv")) if r["split"] == "val"]
-    files = [str(a.data / r["file"]) for r in rows]
-    truth = {}
-    for r in csv.DictReader(open(a.data / "boxes.csv")):
-        truth.setdefault(str(a.data / r["file"]), []).append(
-            (T.CLASSES.index(r["label"]), *(float(r[k]) for k in ("x0", "y0", "x1", "y1"))))
-    real = [r["file"] for r in csv.DictReader(open(a.data / "backgrounds.csv")) if r["split"] == "val"]
-    srcs = [source_of(f) for f in real]
-    print(f"validation: {len(files)} synthetic scans, {sum(len(truth.get(f, [])) for f in files)} boxes; "
-          f"{len(real)} real benign scans", flush=True)
+    files, truth, real, srcs = P.validation_set(a.data)
 
     th_v1, onnx_v1 = C.thresholds(a.v1_dir)
     th_v2, onnx_v2 = C.thresholds(a.v2_dir)
@@ -138,13 +127,7 @@ def choose(a):
     vmax = np.array([[max([s for c, s, *_ in d if c == k], default=0.0) for k in range(len(T.CLASSES))]
                      for d, _ in real_e])
     recall_th = {n: T.recall_threshold(np.array(best[n]), a.target_recall) for n in T.CLASSES}
-    floor = 0.05
-    for floor in np.arange(0.05, 0.951, 0.005):
-        th = {n: max(recall_th[n], floor) for n in T.CLASSES}
-        fl = int((vmax >= np.array([th[n] for n in T.CLASSES])).any(1).sum())
-        if fl <= a.max_fa * len(vmax):
-            break
-    th = {n: round(float(max(recall_th[n], floor)), 4) for n in T.CLASSES}
+    th, floor = floor_thresholds(recall_th, vmax, a.max_fa)
     common = len(set(th.values())) == 1
     print(f"recall-{a.target_recall:.0%} thresholds {({k: round(v, 4) for k, v in recall_th.items()})}; "
           f"common floor {floor:.3f}; thresholds {th} ({'one threshold for all labels' if common else 'NOT common'})")
@@ -193,7 +176,9 @@ def models_dir(a):
     d.mkdir()
     shutil.copy2(a.onnx, d / "xray-ens.onnx")
     digest = sha256(d / "xray-ens.onnx")
-    lines, label, top = [], None, True
+    import per_label_thresholds as P
+
+    lines, top = [], True
     for line in (ROOT / "models/xray-v2/model.toml").read_text().splitlines():
         if line.startswith("#"):
             continue
@@ -211,14 +196,8 @@ def models_dir(a):
             line = "default = false"
         elif line.startswith("source = "):
             line = 'source = "trial: mean of xray-v1 and xray-v2 output0 (scripts/xray/ensemble_trial.py)"'
-        elif line.strip() == "[[labels]]":
-            label = ""
-        elif label == "" and line.startswith("name = "):
-            label = line.split("=", 1)[1].strip().strip('"')
-        elif label and line.startswith("threshold = "):
-            line = f"threshold = {cfg['thresholds'][label]}"
-            label = None
         lines.append(line)
+    lines = P.with_thresholds(lines, cfg["thresholds"])
     text = "# trial only (not committed): ensemble of xray-v1 and xray-v2, see .cache/xray-ens/report.md\n" + "\n".join(lines) + "\n"
     assert "default = false" in text
     (d / "model.toml").write_text(text)

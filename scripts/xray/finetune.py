@@ -96,6 +96,19 @@ def scanner_jitter(x: torch.Tensor, gen: torch.Generator, amount: float) -> torc
     return (1 - (1 - x) * gains).clamp(0, 1).pow(gamma)
 
 
+def floor_thresholds(recall_th: dict, vmax: np.ndarray, max_fa: float) -> tuple[dict, float]:
+    """The thresholds rule: each label's recall threshold, then one common floor (0.05 + 0.005 k)
+    raised until at most max_fa of the real validation scans (rows of vmax: best score per label)
+    are flagged by any label. Returns the thresholds (4 decimals) and the floor."""
+    floor = 0.05
+    for floor in np.arange(0.05, 0.951, 0.005):
+        th = {n: max(recall_th[n], floor) for n in T.CLASSES}
+        flagged = int((vmax >= np.array([th[n] for n in T.CLASSES])).any(1).sum())
+        if flagged <= max_fa * len(vmax):
+            break
+    return {n: round(float(max(recall_th[n], floor)), 4) for n in T.CLASSES}, floor
+
+
 def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Exact 95 % binomial interval of k / n."""
     from scipy.stats import beta
@@ -220,13 +233,7 @@ def main():
     vmax = max_scores(model, vneg_x, a.size)
     best = {name: T.best_scores(dets, va_t, c) for c, name in enumerate(T.CLASSES)}
     recall_th = {name: T.recall_threshold(best[name], a.target_recall) for name in T.CLASSES}
-    floor = 0.05
-    for floor in np.arange(0.05, 0.951, 0.005):
-        th = {n: max(recall_th[n], floor) for n in T.CLASSES}
-        flagged = int((vmax >= np.array([th[n] for n in T.CLASSES])).any(1).sum())
-        if flagged <= a.max_fa * len(vmax):
-            break
-    th = {n: round(float(max(recall_th[n], floor)), 4) for n in T.CLASSES}
+    th, floor = floor_thresholds(recall_th, vmax, a.max_fa)
     flagged = int((vmax >= np.array([th[n] for n in T.CLASSES])).any(1).sum())
     lo, hi = clopper_pearson(flagged, len(vmax))
     report = {}

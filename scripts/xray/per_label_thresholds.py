@@ -88,17 +88,38 @@ def rate(k, n):
     return dict(k=k, n=n, rate=k / n, ci95=[lo, hi])
 
 
-def choose(a):
-    rows = [r for r in csv.DictReader(open(a.data / "manifest.csv")) if r["split"] == "val"]
-    files = [str(a.data / r["file"]) for r in rows]
+def validation_set(data):
+    """The validation split of synth.py's output `data`: synthetic scan paths, their true boxes
+    (path -> [(class, x0, y0, x1, y1)]), the real benign scans (paths under --xray, as
+    finetune.py reads them) and their sources."""
+    files = [str(data / r["file"]) for r in csv.DictReader(open(data / "manifest.csv")) if r["split"] == "val"]
     truth = {}
-    for r in csv.DictReader(open(a.data / "boxes.csv")):
-        truth.setdefault(str(a.data / r["file"]), []).append(
+    for r in csv.DictReader(open(data / "boxes.csv")):
+        truth.setdefault(str(data / r["file"]), []).append(
             (T.CLASSES.index(r["label"]), *(float(r[k]) for k in ("x0", "y0", "x1", "y1"))))
-    real = [r["file"] for r in csv.DictReader(open(a.data / "backgrounds.csv")) if r["split"] == "val"]
-    srcs = [source_of(f) for f in real]
+    real = [r["file"] for r in csv.DictReader(open(data / "backgrounds.csv")) if r["split"] == "val"]
     print(f"validation: {len(files)} synthetic scans, {sum(len(truth.get(f, [])) for f in files)} boxes; "
           f"{len(real)} real benign scans", flush=True)
+    return files, truth, real, [source_of(f) for f in real]
+
+
+def with_thresholds(lines, thresholds):
+    """model.toml's lines with each [[labels]] table's threshold set from thresholds (label -> value)."""
+    out, label = [], None
+    for line in lines:
+        if line.strip() == "[[labels]]":
+            label = ""
+        elif label == "" and line.startswith("name = "):
+            label = line.split("=", 1)[1].strip().strip('"')
+        elif label and line.startswith("threshold = "):
+            line = f"threshold = {thresholds[label]}"
+            label = None
+        out.append(line)
+    return out
+
+
+def choose(a):
+    files, truth, real, srcs = validation_set(a.data)
 
     th_base, onnx_base = C.thresholds(a.base)
     th_cand, onnx_cand = C.thresholds(a.model)
@@ -211,17 +232,7 @@ def models_dir(a):
     shutil.copytree(a.base, a.dest / a.base.name, dirs_exist_ok=True)
     shutil.copytree(a.model, a.dest / a.model.name, dirs_exist_ok=True)
     toml = a.dest / a.model.name / "model.toml"
-    lines, label = [], None
-    for line in toml.read_text().splitlines():
-        if line.strip() == "[[labels]]":
-            label = ""
-        elif label == "" and line.startswith("name = "):
-            label = line.split("=", 1)[1].strip().strip('"')
-        elif label and line.startswith("threshold = "):
-            line = f"threshold = {cfg['thresholds'][label]}"
-            label = None
-        lines.append(line)
-    toml.write_text("\n".join(lines) + "\n")
+    toml.write_text("\n".join(with_thresholds(toml.read_text().splitlines(), cfg["thresholds"])) + "\n")
     print(f"wrote {a.dest} ({a.model.name} at {cfg['thresholds']})")
 
 
