@@ -190,7 +190,7 @@ impl FeatureExtractor {
     /// mirror image is described at the mirrored keypoints ([`mirrored`]), which are the
     /// keypoints ORB would find on it (corner scores and masks are symmetric), at half the cost.
     /// The photo's features are bit for bit those of a separate detect and compute, and the
-    /// mirror's those of ORB on the mirror image (tests below), so objects stored before this
+    /// mirror's nearly all those of ORB on the mirror image (tests below), so objects stored before this
     /// one-pass form (the same hash version) need no rescan.
     pub fn extract(&mut self, img: &RgbImage) -> Result<ObjectFeatures, FeatureError> {
         let grey = self.grey(img);
