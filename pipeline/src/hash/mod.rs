@@ -19,6 +19,13 @@ pub mod views;
 /// Longest side of the grey copy in which [`views::photo_rect`] looks for the photo.
 const VIEW_SIDE: u32 = 384;
 
+/// Longest side of the copy the [`views`] are hashed on. A view's hashes only need to come
+/// close to a re-post's (PDQ blurs every picture down to 64 × 64 anyway), not to equal the PDQ
+/// reference bit for bit as the whole photo's do; hashing crops of one shrunk copy costs a
+/// fraction of hashing each at full resolution. The side local features are found at, so the
+/// same copy serves them when the whole picture is the photo.
+pub const VIEW_HASH_SIDE: u32 = crate::reuse::features::MAX_SIDE;
+
 /// Side of the square copy the hashes are computed from (4× the 16-px DCT input).
 pub const SHRINK_SIDE: u32 = 64;
 
@@ -70,40 +77,52 @@ impl PerceptualHasher {
         (self.hash_trimmed(&trimmed, variants[0], quality), variants)
     }
 
-    /// Hashes the picture inside its borders and its [`views`]; returns them with the photo
-    /// itself (the cut-out when the picture is a screenshot or frame around a photo, else the
-    /// trimmed picture), on which local features are computed.
+    /// Hashes the picture inside its borders (exactly, at full resolution) and its [`views`]
+    /// (on a copy [`VIEW_HASH_SIDE`] long; their rectangles in the trimmed picture's pixels);
+    /// returns them with the photo itself, on which local features are computed: the cut-out
+    /// at full resolution when the picture is a screenshot or frame around a photo, else the
+    /// trimmed picture — as that copy when it is larger, which is the size features shrink it
+    /// to anyway (the features are the same).
     pub fn hash_with_views(&mut self, img: &RgbImage) -> (Hashes, Vec<View>, RgbImage) {
         let trimmed = trimmed(img);
         let (pdq, quality) = pdq::pdq(&trimmed);
         let whole = self.hash_trimmed(&trimmed, pdq, quality);
         let (w, h) = trimmed.dimensions();
-        let (sw, sh) = scaled(w, h, (VIEW_SIDE as f32 / w.max(h) as f32).min(1.0));
-        let small = DynamicImage::ImageRgb8(resize_rgb(&mut self.resizer, &trimmed, sw, sh)).to_luma8();
-        let cut = views::photo_rect(&small).map(|r| {
-            let back = |v: u32, side: u32, small_side: u32| ((v as u64 * side as u64) / small_side as u64) as u32;
-            [back(r[0], w, sw), back(r[1], h, sh), back(r[2], w, sw).min(w), back(r[3], h, sh).min(h)]
-        });
+        let (hw, hh) = scaled(w, h, (VIEW_HASH_SIDE as f32 / w.max(h) as f32).min(1.0));
+        let shrunk = resize_rgb(&mut self.resizer, &trimmed, hw, hh);
+        let (sw, sh) = scaled(hw, hh, (VIEW_SIDE as f32 / hw.max(hh) as f32).min(1.0));
+        let small = DynamicImage::ImageRgb8(resize_rgb(&mut self.resizer, &shrunk, sw, sh)).to_luma8();
+        // `r` in pixels of a copy `from_w` × `from_h` of the trimmed picture, in those of one `to_w` × `to_h`.
+        let rescale = |r: [u32; 4], (from_w, from_h): (u32, u32), (to_w, to_h): (u32, u32)| {
+            let at = |v: u32, from: u32, to: u32| ((v as u64 * to as u64) / from as u64) as u32;
+            [at(r[0], from_w, to_w), at(r[1], from_h, to_h), at(r[2], from_w, to_w).min(to_w), at(r[3], from_h, to_h).min(to_h)]
+        };
+        let cut = views::photo_rect(&small).map(|r| rescale(r, (sw, sh), (w, h)));
         let photo_rect = cut.unwrap_or([0, 0, w, h]);
         let mut out = Vec::new();
-        let cut_out = cut.map(|r| {
-            let photo = crop(&trimmed, r);
-            out.push(self.view("photo", r, &photo));
-            photo
-        });
+        let mut view = |hasher: &mut Self, name: String, r: [u32; 4]| {
+            let [x0, y0, x1, y1] = rescale(r, (w, h), (hw, hh));
+            // At least one pixel of the shrunk copy, inside it.
+            let (x0, y0) = (x0.min(hw - 1), y0.min(hh - 1));
+            let part = crop(&shrunk, [x0, y0, x1.max(x0 + 1), y1.max(y0 + 1)]);
+            let (pdq, quality) = pdq::pdq(&part);
+            out.push(View { view: name, rect: r, hashes: hasher.hash_trimmed(&part, pdq, quality) });
+        };
+        if let Some(r) = cut {
+            view(self, "photo".to_string(), r);
+        }
         for share in views::CENTRE_SHARES {
             let r = views::centre_crop(photo_rect, share);
             if r[2] - r[0] >= 16 && r[3] - r[1] >= 16 {
-                out.push(self.view(&format!("centre{}", (share * 100.0).round()), r, &crop(&trimmed, r)));
+                view(self, format!("centre{}", (share * 100.0).round()), r);
             }
         }
-        (whole, out, cut_out.unwrap_or_else(|| trimmed.into_owned()))
-    }
-
-    /// The hashes of one view.
-    fn view(&mut self, name: &str, rect: [u32; 4], img: &RgbImage) -> View {
-        let (pdq, quality) = pdq::pdq(img);
-        View { view: name.to_string(), rect, hashes: self.hash_trimmed(img, pdq, quality) }
+        let photo = match cut {
+            Some(r) => crop(&trimmed, r),
+            None if (hw, hh) != (w, h) => shrunk,
+            None => trimmed.into_owned(),
+        };
+        (whole, out, photo)
     }
 
     /// The 64-bit hashes of an already trimmed image, joined with its PDQ hash.
@@ -193,5 +212,30 @@ mod tests {
         assert!(distance(a.dhash, b.dhash) <= 6, "{:016x} {:016x}", a.dhash, b.dhash);
         assert!(distance(a.phash, c.phash) > 16);
         assert!(distance(a.dhash, c.dhash) > 16);
+    }
+
+    #[test]
+    fn views_hashed_on_the_shrunk_copy_stay_close_to_exact_hashes_of_their_rectangles() {
+        let mut h = PerceptualHasher::new();
+        let coffee = image::imageops::resize(&demo("skimage_coffee.jpg"), 1800, 1200, image::imageops::FilterType::CatmullRom);
+        // Fine grain that only the full-resolution picture has.
+        let mut s = 99u32;
+        let big = RgbImage::from_fn(1800, 1200, |x, y| {
+            s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            image::Rgb(coffee.get_pixel(x, y).0.map(|c| c.saturating_add((s >> 28) as u8)))
+        });
+        let (whole, views, photo) = h.hash_with_views(&big);
+        assert_eq!(whole, h.hash(&big), "the whole photo keeps its exact hashes");
+        let full = trimmed(&big);
+        assert_eq!(photo.dimensions(), scaled(full.width(), full.height(), VIEW_HASH_SIDE as f32 / 1800.0), "the whole photo, shrunk: no cut-out");
+        assert_eq!(views.iter().map(|v| v.view.as_str()).collect::<Vec<_>>(), ["centre5", "centre10"]);
+        let mut far = 0;
+        for v in &views {
+            let (exact, _) = pdq::pdq(&crop(&full, v.rect));
+            let d = exact.distance(&v.hashes.pdq);
+            assert!(d <= 16, "{}: {d} bits from the exact PDQ of its rectangle", v.view);
+            far = far.max(exact.distance(&whole.pdq));
+        }
+        assert!(far > 24, "the test needs views that differ from the whole photo ({far} bits)");
     }
 }

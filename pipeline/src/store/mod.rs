@@ -21,9 +21,9 @@ pub use review::{Decision, DecisionFilter, NewDecision, QueueFilter, QueueOrder,
 
 /// The hashing scheme objects are written with (1: pHash + dHash; 2: borders trimmed, PDQ
 /// added; 3: views and local features for re-post verification; 4: no keypoints on lines of
-/// text on a flat background; 5: keypoints spread over the photo). Objects of an older version
-/// are processed again.
-pub const HASH_VERSION: i64 = 5;
+/// text on a flat background; 5: keypoints spread over the photo; 6: views hashed on a copy
+/// 512 px long). Objects of an older version are processed again.
+pub const HASH_VERSION: i64 = 6;
 
 /// Why the store failed; fatal for a run (results cannot be kept).
 #[derive(Debug, thiserror::Error)]
