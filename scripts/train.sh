@@ -22,7 +22,7 @@ version=listing-v1
 [ "${1:-}" = --version ] && version="$2"
 case "$version" in
   # the dataset has grown since listing-v1: its committed split is kept, not rewritten
-  listing-v1) [ -f datasets/listing-v1/split.csv ] || $py scripts/train/split.py --data "$data" ;;
+  listing-v1|listing-v1-int8) [ -f datasets/listing-v1/split.csv ] || $py scripts/train/split.py --data "$data" ;;
   # listing-v3 trains on listing-v2's split (train.RECIPES: "split")
   listing-v2|listing-v3) $py scripts/train/split.py --data "$data" --base datasets/listing-v1/split.csv --out datasets/listing-v2/split.csv ;;
   *) echo "train.sh: unknown version $version" >&2; exit 2 ;;

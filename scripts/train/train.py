@@ -84,6 +84,10 @@ RECIPES["listing-v3-deeper"] = {**RECIPES["listing-v2"], "split": "listing-v2", 
 # input is 320 x 320 (2.04x the pixels and the inference cost); stages 5-6 trained as listing-v2,
 # with the aged-ivory colours.
 RECIPES["listing-v3"] = {**RECIPES["listing-v2"], "split": "listing-v2", "size": 320, "patina": True}
+# listing-v1-int8: listing-v1's data, split, recipe and rules, with the trunk quantised to int8
+# before training and the top trained on the quantised trunk's outputs (int8_trunk.py): the
+# static quantisation of a trained float model lost ~2 points of validation ivory AP.
+RECIPES["listing-v1-int8"] = {**RECIPES["listing-v1"], "split": "listing-v1", "int8_trunk": True}
 
 
 def size_of(version: str) -> int:
@@ -218,6 +222,12 @@ def cache(trunk, items, views: int, seed: int, chunks: Path, batch: int = 64, ch
     return torch.cat(feats)
 
 
+def export_onnx(net: torch.nn.Module, dummy: torch.Tensor, path: Path) -> None:
+    """The whole network in ONNX, input `image` and output `logits` with a dynamic batch."""
+    torch.onnx.export(net.eval(), dummy, path, input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+
+
 def add_path_args(ap: argparse.ArgumentParser) -> None:
     """Where the data, the renders, the cache and the model live (shared with evaluate.py).
     --split, --work and --out default to datasets/<version>/split.csv, .cache/<version> and
@@ -263,6 +273,15 @@ def main() -> None:
     net = efficientnet_lite0(num_classes=len(LABELS)).eval()
     trunk, top = Trunk(net, frozen).eval(), Top(net, frozen)
     args.work.mkdir(parents=True, exist_ok=True)
+    dummy = torch.from_numpy(np.stack([to_tensor(load_rgb(sets["val"][i][0]), size) for i in range(4)]))
+    cached_trunk = trunk
+    if recipe.get("int8_trunk"):  # the top trains on the quantised trunk's outputs (int8_trunk.py)
+        import int8_trunk
+
+        initial = args.work / "initial-float.onnx"
+        export_onnx(net, dummy, initial)
+        boundary = int8_trunk.quantise(initial, args.work / "initial-int8.onnx", sets["train"], size, frozen, args.work)
+        cached_trunk = int8_trunk.Trunk(args.work / "initial-int8.onnx", boundary, args.threads)
     feats = {}
     for name, views in (("train", 2), ("val", 1)):
         path = args.work / f"{name}.pt"
@@ -270,7 +289,7 @@ def main() -> None:
             feats[name] = torch.load(path)
         else:
             print(f"caching {name}…", flush=True)
-            feats[name] = cache(trunk, sets[name], views, args.seed, args.work / f"{name}_chunks",
+            feats[name] = cache(cached_trunk, sets[name], views, args.seed, args.work / f"{name}_chunks",
                                 patina=recipe.get("patina", False), size=size)
             torch.save(feats[name], path)
     tm = [targets(l) for _, l in sets["train"]] * 2
@@ -333,23 +352,37 @@ def main() -> None:
     net.eval()
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.onnx
-    dummy = torch.from_numpy(np.stack([to_tensor(load_rgb(sets["val"][i][0]), size) for i in range(4)]))
-    torch.onnx.export(net, dummy, onnx_path, input_names=["image"], output_names=["logits"],
-                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    float_path = args.work / f"{args.version}-float.onnx" if recipe.get("int8_trunk") else onnx_path
+    export_onnx(net, dummy, float_path)
+    sess = ort.InferenceSession(str(float_path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         want = net(dummy).numpy()
     got = sess.run(None, {"image": dummy.numpy()})[0]
     diff = float(np.abs(torch.sigmoid(torch.from_numpy(got)).numpy() - torch.sigmoid(torch.from_numpy(want)).numpy()).max())
     print(f"ONNX Runtime vs PyTorch: max probability difference {diff:.2e}", flush=True)
     assert diff < 1e-4, diff
+    extra = {}
+    if recipe.get("int8_trunk"):
+        # the shipped model: the trained network with its trunk quantised as the caching model's was
+        boundary = int8_trunk.quantise(float_path, onnx_path, sets["train"], size, frozen, args.work)
+        shipped = int8_trunk.Trunk(onnx_path, boundary, args.threads)
+        trunk_diff = int8_trunk.same_trunk(cached_trunk, shipped, dummy.numpy())
+        print(f"shipped int8 trunk vs the trunk the top trained on: max difference {trunk_diff:.2e}", flush=True)
+        assert trunk_diff == 0.0, trunk_diff
+        with torch.no_grad():
+            want = top(shipped(dummy)).numpy()
+        got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"image": dummy.numpy()})[0]
+        top_diff = float(np.abs(torch.sigmoid(torch.from_numpy(got)).numpy() - torch.sigmoid(torch.from_numpy(want)).numpy()).max())
+        print(f"shipped int8 model vs PyTorch's top on its trunk: max probability difference {top_diff:.2e}", flush=True)
+        assert top_diff < 1e-4, top_diff
+        extra = {"int8_trunk_vs_trained_on": trunk_diff, "int8_model_vs_torch_top_max_diff": top_diff}
 
     # thresholds on validation, numbers on test: a separate script, rerunnable on its own
     import evaluate
 
     sys.argv = [sys.argv[0], "--version", args.version, "--data", str(args.data), "--split", str(args.split), "--renders", str(args.renders),
                 "--work", str(args.work), "--out", str(args.out), "--threads", str(args.threads),
-                "--extra", json.dumps({"onnx_vs_torch_max_diff": diff, "epochs": args.epochs, "seed": args.seed,
+                "--extra", json.dumps({"onnx_vs_torch_max_diff": diff, **extra, "epochs": args.epochs, "seed": args.seed,
                                          "training_seconds": round(time.time() - started)})]
     evaluate.main()
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
