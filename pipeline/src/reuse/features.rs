@@ -192,7 +192,7 @@ impl FeatureExtractor {
     /// keypoints ([`mirrored`]), which are the keypoints ORB would find on it (corner scores and
     /// masks are symmetric), at half the cost of detecting there. The photo's features are bit
     /// for bit those of ORB's one pass, and the mirror's nearly all those of ORB on the mirror
-    /// image (tests below), so objects stored with either form need no rescan.
+    /// image (tests below): links do not depend on which form computed them.
     pub fn extract(&mut self, img: &RgbImage) -> Result<ObjectFeatures, FeatureError> {
         let grey = self.grey(img);
         let (w, h) = grey.dimensions();
@@ -462,9 +462,9 @@ mod tests {
 
     #[test]
     fn detect_then_compute_gives_the_photos_features_of_one_pass() {
-        // Stores of hash version 5 hold features described in ORB's one pass (detect and compute
-        // every keypoint, then keep those `spread` chooses): describing only the kept ones must
-        // give the same points and descriptors, so old and new objects verify against each other.
+        // Describing only the keypoints `spread` keeps must give what ORB's one pass gives (detect
+        // and describe every keypoint, then keep those `spread` chooses): the same points and
+        // descriptors, so the cheaper form changes no feature and no link.
         let cat = chelsea();
         let mut x = FeatureExtractor::new().unwrap();
         let ours = x.extract(&cat).unwrap().direct;
