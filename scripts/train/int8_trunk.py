@@ -60,8 +60,8 @@ class Trunk:
     """The quantised model cut at the top's input, run by ONNX Runtime: a drop-in for
     train.Trunk when caching features (torch tensors in, torch tensors out)."""
 
-    def __init__(self, model_path: Path, boundary: str, threads: int):
-        cut = model_path.with_name(model_path.stem + "-trunk.onnx")
+    def __init__(self, model_path: Path, boundary: str, threads: int, work: Path):
+        cut = work / f"{model_path.stem}-trunk.onnx"
         onnx.utils.extract_model(str(model_path), str(cut), ["image"], [boundary])
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads

@@ -281,7 +281,7 @@ def main() -> None:
         initial = args.work / "initial-float.onnx"
         export_onnx(net, dummy, initial)
         boundary = int8_trunk.quantise(initial, args.work / "initial-int8.onnx", sets["train"], size, frozen, args.work)
-        cached_trunk = int8_trunk.Trunk(args.work / "initial-int8.onnx", boundary, args.threads)
+        cached_trunk = int8_trunk.Trunk(args.work / "initial-int8.onnx", boundary, args.threads, args.work)
     feats = {}
     for name, views in (("train", 2), ("val", 1)):
         path = args.work / f"{name}.pt"
@@ -365,7 +365,7 @@ def main() -> None:
     if recipe.get("int8_trunk"):
         # the shipped model: the trained network with its trunk quantised as the caching model's was
         boundary = int8_trunk.quantise(float_path, onnx_path, sets["train"], size, frozen, args.work)
-        shipped = int8_trunk.Trunk(onnx_path, boundary, args.threads)
+        shipped = int8_trunk.Trunk(onnx_path, boundary, args.threads, args.work)
         trunk_diff = int8_trunk.same_trunk(cached_trunk, shipped, dummy.numpy())
         print(f"shipped int8 trunk vs the trunk the top trained on: max difference {trunk_diff:.2e}", flush=True)
         assert trunk_diff == 0.0, trunk_diff

@@ -238,4 +238,19 @@ mod tests {
         }
         assert!(far > 24, "the test needs views that differ from the whole photo ({far} bits)");
     }
+
+    #[test]
+    fn thin_and_tiny_pictures_get_views_inside_them() {
+        let mut h = PerceptualHasher::new();
+        for (w, hgt) in [(5000, 40), (40, 5000), (1, 3000), (3000, 1), (17, 17), (513, 97), (2000, 600)] {
+            let img = RgbImage::from_fn(w, hgt, |x, y| image::Rgb([(x * 7 + y * 3) as u8, (x ^ y) as u8, (x * y) as u8]));
+            let (_, views, photo) = h.hash_with_views(&img);
+            let full = trimmed(&img);
+            assert!(photo.width() >= 1 && photo.height() >= 1, "{w} x {hgt}");
+            for v in &views {
+                let [x0, y0, x1, y1] = v.rect;
+                assert!(x0 < x1 && y0 < y1 && x1 <= full.width() && y1 <= full.height(), "{w} x {hgt}: {} at {:?}", v.view, v.rect);
+            }
+        }
+    }
 }
