@@ -26,7 +26,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 CALIBRATION = 256
@@ -41,7 +40,7 @@ def first_top_node(frozen: int) -> str:
 def quantise(float_path: Path, out_path: Path, train_items, size: int, frozen: int, work: Path) -> str:
     """Writes `float_path` with its trunk quantised to `out_path`; returns the name of the tensor
     the top reads (the trunk's output, dequantised)."""
-    from quantize import Images  # quantize imports train, which imports this module lazily
+    from quantize import static_qdq  # quantize imports train, which imports this module lazily
 
     work.mkdir(parents=True, exist_ok=True)
     pre = work / f"{out_path.stem}-pre.onnx"
@@ -49,9 +48,7 @@ def quantise(float_path: Path, out_path: Path, train_items, size: int, frozen: i
     prefixes = ("/conv_stem/", *(f"/blocks/blocks.{s}/" for s in range(frozen)))
     nodes = [n.name for n in onnx.load(str(pre)).graph.node if n.name.startswith(prefixes)]
     calib = random.Random(SEED).sample(train_items, min(CALIBRATION, len(train_items)))
-    quantize_static(str(pre), str(out_path), Images(calib, size), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
-                    calibrate_method=CalibrationMethod.Percentile, nodes_to_quantize=nodes)
+    static_qdq(pre, out_path, calib, size, "percentile", nodes_to_quantize=nodes, reduce_range=True)
     top = first_top_node(frozen)
     return next(n.input[0] for n in onnx.load(str(out_path)).graph.node if n.name == top)
 

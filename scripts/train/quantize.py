@@ -39,6 +39,19 @@ class Images(CalibrationDataReader):
         return {"image": np.stack([to_tensor(load_rgb(p), self.size) for p, _ in part])}
 
 
+METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}
+
+
+def static_qdq(pre: Path, out: Path, calib, size: int, method: str, **options) -> None:
+    """ONNX Runtime's static quantisation as tusk's int8 files use it: QDQ with per-channel int8
+    weights and uint8 activations, calibrated on `calib` (image paths with labels) by `method`,
+    of `pre` (a model after `quant_pre_process`, whose node names `options` may list); `options`
+    go to quantize_static (nodes to leave in float or to quantise, reduce_range)."""
+    quantize_static(str(pre), str(out), Images(calib, size), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=METHODS[method],
+                    **options)
+
+
 def per_image_ms(path: Path, x: np.ndarray, threads: int, batch: int, repeats: int = 3) -> float:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -58,7 +71,7 @@ def main() -> None:
     add_path_args(ap)
     ap.add_argument("--calibration", type=int, default=256, help="training images to calibrate on")
     ap.add_argument("--seed", type=int, default=1130)
-    ap.add_argument("--method", default="minmax", choices=("minmax", "percentile", "entropy"),
+    ap.add_argument("--method", default="minmax", choices=sorted(METHODS),
                     help="how activation ranges are calibrated")
     ap.add_argument("--exclude", default="", help="comma-separated node names left in float (e.g. /conv_stem/Conv)")
     ap.add_argument("--name", default="int8", help="output suffix: models/<version>/<version>-<name>.onnx")
@@ -67,15 +80,11 @@ def main() -> None:
     calib = random.Random(args.seed).sample(sets["train"], args.calibration)
     pre = args.work / f"{args.version}-pre.onnx"
     out = args.out / f"{args.version}-{args.name}.onnx"
-    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-              "entropy": CalibrationMethod.Entropy}[args.method]
     exclude = [n for n in args.exclude.split(",") if n]
     started = time.time()
     args.work.mkdir(parents=True, exist_ok=True)
     quant_pre_process(str(args.onnx), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(out), Images(calib, size_of(args.version)), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
-                    nodes_to_exclude=exclude)
+    static_qdq(pre, out, calib, size_of(args.version), args.method, nodes_to_exclude=exclude)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.time() - started:.0f} s", flush=True)
 
     x = np.stack([to_tensor(load_rgb(p), size_of(args.version)) for p, _ in sets["test"][:64]])

@@ -228,6 +228,12 @@ def export_onnx(net: torch.nn.Module, dummy: torch.Tensor, path: Path) -> None:
                       dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
 
 
+def probability_difference(got: np.ndarray, want: np.ndarray) -> float:
+    """Largest difference between the sigmoid probabilities of two logit arrays (an exported file
+    checked against PyTorch)."""
+    return float(np.abs(torch.sigmoid(torch.from_numpy(got)).numpy() - torch.sigmoid(torch.from_numpy(want)).numpy()).max())
+
+
 def add_path_args(ap: argparse.ArgumentParser) -> None:
     """Where the data, the renders, the cache and the model live (shared with evaluate.py).
     --split, --work and --out default to datasets/<version>/split.csv, .cache/<version> and
@@ -358,7 +364,7 @@ def main() -> None:
     with torch.no_grad():
         want = net(dummy).numpy()
     got = sess.run(None, {"image": dummy.numpy()})[0]
-    diff = float(np.abs(torch.sigmoid(torch.from_numpy(got)).numpy() - torch.sigmoid(torch.from_numpy(want)).numpy()).max())
+    diff = probability_difference(got, want)
     print(f"ONNX Runtime vs PyTorch: max probability difference {diff:.2e}", flush=True)
     assert diff < 1e-4, diff
     extra = {}
@@ -372,7 +378,7 @@ def main() -> None:
         with torch.no_grad():
             want = top(shipped(dummy)).numpy()
         got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"image": dummy.numpy()})[0]
-        top_diff = float(np.abs(torch.sigmoid(torch.from_numpy(got)).numpy() - torch.sigmoid(torch.from_numpy(want)).numpy()).max())
+        top_diff = probability_difference(got, want)
         print(f"shipped int8 model vs PyTorch's top on its trunk: max probability difference {top_diff:.2e}", flush=True)
         assert top_diff < 1e-4, top_diff
         extra = {"int8_trunk_vs_trained_on": trunk_diff, "int8_model_vs_torch_top_max_diff": top_diff}
