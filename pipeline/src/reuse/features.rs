@@ -209,28 +209,26 @@ impl FeatureExtractor {
         if kept.is_empty() {
             return Ok(ObjectFeatures { direct: none.clone(), mirrored: none });
         }
-        let mut descriptors = Mat::default();
-        self.orb.compute(&mat, &mut kept, &mut descriptors)?;
-        let mut direct = none.clone();
-        if !kept.is_empty() {
-            let bytes = descriptors.data_bytes()?;
-            for (i, kp) in kept.iter().enumerate() {
-                direct.push(&kp, bytes, i);
-            }
-        }
+        let direct = self.describe(&mat, &mut kept, none.clone())?;
         let flipped = image::imageops::flip_horizontal(&grey);
         let flipped = Mat::new_rows_cols_with_data(h as i32, w as i32, flipped.as_raw().as_slice())?;
         let mut at: Vector<KeyPoint> = kept.iter().map(|kp| mirrored(&kp, w)).collect::<Result<_, _>>()?;
-        let mut mirror_descriptors = Mat::default();
-        self.orb.compute(&flipped, &mut at, &mut mirror_descriptors)?;
-        let mut mirrored = none;
-        if !at.is_empty() {
-            let bytes = mirror_descriptors.data_bytes()?;
-            for (i, kp) in at.iter().enumerate() {
-                mirrored.push(&kp, bytes, i);
+        let mirrored = self.describe(&flipped, &mut at, none)?;
+        Ok(ObjectFeatures { direct, mirrored })
+    }
+
+    /// `features` with `keypoints` of `image` and their ORB descriptors added (ORB drops the
+    /// keypoints it cannot describe, too close to the border).
+    fn describe(&mut self, image: &impl opencv::core::ToInputArray, keypoints: &mut Vector<KeyPoint>, mut features: Features) -> Result<Features, FeatureError> {
+        let mut descriptors = Mat::default();
+        self.orb.compute(image, keypoints, &mut descriptors)?;
+        if !keypoints.is_empty() {
+            let bytes = descriptors.data_bytes()?;
+            for (i, kp) in keypoints.iter().enumerate() {
+                features.push(&kp, bytes, i);
             }
         }
-        Ok(ObjectFeatures { direct, mirrored })
+        Ok(features)
     }
 
     /// The photo resized so its longest side is [`MAX_SIDE`] (`fast_image_resize`'s bilinear
