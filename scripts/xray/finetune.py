@@ -12,6 +12,10 @@ bias) and trains on:
   drawn first (hard-negative mining); the rest of the quarter is random real training scans.
 The stem stays frozen (the fine texture filters; no backward pass through the largest maps).
 
+`--arch lite0` (xray-v3) trains litedet.LiteDet instead: EfficientNet-Lite0's ImageNet trunk
+(stem and stages 0-3 frozen by default, --frozen; the rest at --backbone-lr-scale of the learning rate) under a new
+pyramid and head; --init is not read. Same data, mining, thresholds rule and output layout.
+
 Thresholds (validation only): per class the score at which validation recall is --target-recall,
 then one common floor raised until at most --max-fa of the real validation scans (no projected
 object) are flagged for any label; the 95 % Clopper-Pearson interval of that rate is printed.
@@ -134,11 +138,33 @@ def real_split(data: Path, xray: Path, split: str, size: int):
     return np.stack([T.letterbox(T.load_rgb(xray / f), size)[0] for f in rows]), rows
 
 
+def build(a) -> tuple[nn.Module, list[dict]]:
+    """The network `--arch` names and its optimiser parameter groups (each with its `lr`)."""
+    if a.arch == "lite0":
+        from litedet import LiteDet
+
+        model = LiteDet(len(T.CLASSES), frozen=a.frozen)
+        old = {id(p) for p in model.pretrained()}
+        new = [p for p in model.parameters() if p.requires_grad and id(p) not in old]
+        return model, [{"params": model.pretrained(), "lr": a.lr * a.backbone_lr_scale}, {"params": new, "lr": a.lr}]
+    model = T.TinyDet(len(T.CLASSES))
+    from_onnx(model, a.init)
+    for p in model.stem.parameters():
+        p.requires_grad_(False)
+    return model, [{"params": [p for p in model.parameters() if p.requires_grad], "lr": a.lr}]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / ".cache/xray-v2-synth")
     ap.add_argument("--xray", type=Path, default=ROOT.parent / "shared/datasets/xray")
+    ap.add_argument("--arch", default="tinydet", choices=("tinydet", "lite0"),
+                    help="tinydet: --init's network fine-tuned; lite0: litedet.LiteDet from ImageNet weights")
     ap.add_argument("--init", type=Path, default=ROOT / "models/xray-v1/xray-v1.onnx")
+    ap.add_argument("--frozen", type=int, default=4,
+                    help="lite0: leading stages not trained (with the stem); 4 keeps the backward pass to the 24 x 24 and 12 x 12 maps")
+    ap.add_argument("--backbone-lr-scale", type=float, default=0.25,
+                    help="lite0: the pretrained stages' learning rate as a share of --lr")
     ap.add_argument("--out", type=Path, default=ROOT / "models/xray-v2")
     ap.add_argument("--work", type=Path, default=ROOT / ".cache/xray-v2-train")
     ap.add_argument("--size", type=int, default=384)
@@ -163,15 +189,14 @@ def main():
     print(f"loaded {len(tr_x)} synthetic train, {len(va_x)} val, {len(neg_x)} real train, "
           f"{len(vneg_x)} real val scans in {time.time() - t0:.0f} s", flush=True)
 
-    model = T.TinyDet(len(T.CLASSES))
-    from_onnx(model, a.init)
-    for p in model.stem.parameters():
-        p.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=5e-4)
+    model, groups = build(a)
+    params = [p for g in groups for p in g["params"]]
+    print(f"{a.arch}: {sum(p.numel() for p in params) / 1e6:.2f} M trained parameters", flush=True)
+    opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=5e-4)
     pos_per_batch = a.batch - a.negatives
     steps_per_epoch = math.ceil(len(tr_x) / pos_per_batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=max(1, a.epochs * steps_per_epoch), pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups],
+                                                total_steps=max(1, a.epochs * steps_per_epoch), pct_start=0.1)
     gen = torch.Generator().manual_seed(a.seed)
     a.work.mkdir(parents=True, exist_ok=True)
     ckpt, start, log = a.work / "checkpoint.pt", 0, []
@@ -254,7 +279,8 @@ def main():
     (a.out / "thresholds.json").write_text(json.dumps(dict(
         thresholds=th, validation=report, common_floor=round(float(floor), 4),
         val_real_flagged=[flagged, len(vmax)], val_real_flagged_interval=[round(lo, 4), round(hi, 4)],
-        init=str(a.init.relative_to(ROOT)) if a.init.is_relative_to(ROOT) else str(a.init),
+        init=("ImageNet EfficientNet-Lite0" if a.arch == "lite0" else
+              str(a.init.relative_to(ROOT)) if a.init.is_relative_to(ROOT) else str(a.init)), arch=a.arch,
         epochs=a.epochs, log=log), indent=2))
     print(f"wrote {onnx_path} and thresholds.json", flush=True)
 

