@@ -103,11 +103,7 @@ def main() -> None:
     report = {"model": args.version, **args.extra, "threshold_rule": rule_text, "thresholds": thresholds, "sets": {}}
     for name in args.sets:
         s, labels = scores[name], [l for _, l in sets[name]]
-        per = {}
-        for j, lab in enumerate(LABELS):
-            t = np.array([targets(l)[0][j] for l in labels])
-            m = np.array([targets(l)[1][j] for l in labels]) > 0
-            per[lab] = label_metrics(s[m, j], t[m], thresholds[lab])
+        per = per_label(s, labels, thresholds)
         flagged = {
             src: {lab: [int((s[[i for i, x in enumerate(labels) if x == src], j] >= np.float32(thresholds[lab])).sum()), labels.count(src)]
                   for j, lab in enumerate(LABELS)}
@@ -118,6 +114,17 @@ def main() -> None:
     out = args.report or args.out / "metrics.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def per_label(scores: np.ndarray, labels: list[str], thresholds: dict) -> dict:
+    """label_metrics of each output on the images its mask keeps (train.targets), `scores` the
+    probabilities [images, LABELS] of images with dataset labels `labels`."""
+    per = {}
+    for j, lab in enumerate(LABELS):
+        t = np.array([targets(l)[0][j] for l in labels])
+        m = np.array([targets(l)[1][j] for l in labels]) > 0
+        per[lab] = label_metrics(scores[m, j], t[m], thresholds[lab])
+    return per
 
 
 def rule_description(rules: dict) -> str | dict:

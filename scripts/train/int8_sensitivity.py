@@ -10,7 +10,7 @@ ivory AP; the choice of what to leave in float was by name, not measured. This s
    classifier), quantises that unit alone (the rest float) and records how far the
    ivory logit moves from the float model's on a fixed sample of validation images (RMS), which
    depends on the photos, not on their labels;
-3. quantises everything but the k worst nodes, for each k in --keep-float, and scores val and test
+3. quantises everything but the k worst units, for each k in --keep-float, and scores val and test
    (AP per label against the float model) and times inference per image.
 
 Weights use 7 bits (reduce_range), the form a shipped int8 file needs to score the same on CPUs
@@ -33,10 +33,9 @@ import onnxruntime as ort
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, str(Path(__file__).parent))
-from metrics import label_metrics  # noqa: E402
+from evaluate import per_label  # noqa: E402
 from quantize import per_image_ms, static_qdq  # noqa: E402
-from train import LABELS, add_path_args, datasets, load_rgb, resolve_paths, size_of, targets, to_tensor  # noqa: E402
-
+from train import LABELS, add_path_args, datasets, load_rgb, resolve_paths, size_of, to_tensor  # noqa: E402
 
 
 def units(model: onnx.ModelProto) -> list[list[str]]:
@@ -81,14 +80,8 @@ def run(path: Path, x: np.ndarray, threads: int, batch: int = 32) -> np.ndarray:
 
 def aps(logits: np.ndarray, items) -> dict:
     """AP per label (masked as evaluate.py masks), None where a set has no positives."""
-    labels = [l for _, l in items]
-    out = {}
-    for j, lab in enumerate(LABELS):
-        t = np.array([targets(l)[0][j] for l in labels])
-        m = np.array([targets(l)[1][j] for l in labels]) > 0
-        s = 1 / (1 + np.exp(-logits[m, j].astype(np.float64)))
-        out[lab] = label_metrics(s, t[m], 0.5)["ap"]
-    return out
+    per = per_label(1 / (1 + np.exp(-logits.astype(np.float64))), [l for _, l in items], dict.fromkeys(LABELS, 0.5))
+    return {lab: m["ap"] for lab, m in per.items()}
 
 
 def main() -> None:
@@ -97,8 +90,8 @@ def main() -> None:
     ap.add_argument("--calibration", type=int, default=256)
     ap.add_argument("--seed", type=int, default=1130)
     ap.add_argument("--method", default="percentile")
-    ap.add_argument("--sample", type=int, default=384, help="validation images the per-node error is measured on")
-    ap.add_argument("--keep-float", default="0,2,4,8,12,16", help="k values: the k worst nodes left in float")
+    ap.add_argument("--sample", type=int, default=384, help="validation images the per-unit error is measured on")
+    ap.add_argument("--keep-float", default="0,2,4,8,12,16", help="k values: the k worst units left in float")
     args = resolve_paths(ap.parse_args())
     size = size_of(args.version)
     work = args.work / "sensitivity"

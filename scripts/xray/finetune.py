@@ -12,9 +12,9 @@ bias) and trains on:
   drawn first (hard-negative mining); the rest of the quarter is random real training scans.
 The stem stays frozen (the fine texture filters; no backward pass through the largest maps).
 
-`--arch lite0` (xray-v3) trains litedet.LiteDet instead: EfficientNet-Lite0's ImageNet trunk
-(stem and stages 0-3 frozen by default, --frozen; the rest at --backbone-lr-scale of the learning rate) under a new
-pyramid and head; --init is not read. Same data, mining, thresholds rule and output layout.
+`--arch lite0` (xray-v3, a trial) trains litedet.LiteDet instead: EfficientNet-Lite0's ImageNet
+trunk (stem and stages 0-3 frozen by default, --frozen; the rest at --backbone-lr-scale of the
+learning rate) under a new pyramid and head; --init is not read. Same data, mining, thresholds rule and output layout.
 
 Thresholds (validation only): per class the score at which validation recall is --target-recall,
 then one common floor raised until at most --max-fa of the real validation scans (no projected

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from backbone import efficientnet_lite  # noqa: E402
-from train_detector import conv  # noqa: E402
+from train_detector import add_pyramid, pyramid  # noqa: E402
 
 FEATURE_STAGES = (2, 4, 6)  # Lite0 stages whose outputs are the stride 8, 16 and 32 maps
 
@@ -38,12 +37,7 @@ class LiteDet(nn.Module):
         self.blocks = net.blocks
         with torch.no_grad():
             chs = [c.shape[1] for c in self.trunk(torch.zeros(1, 3, 64, 64))]
-        self.l3, self.l4, self.l5 = (conv(c, neck, 1) for c in chs)
-        self.f3, self.f4 = conv(neck, neck), conv(neck, neck)
-        self.head = nn.Sequential(conv(neck, neck), nn.Conv2d(neck, 4 + nc, 1))
-        b = self.head[-1].bias
-        nn.init.constant_(b[4:], -4.6)  # prior score 1 %
-        nn.init.constant_(b[:4], 0.5)
+        add_pyramid(self, chs, neck, nc)
         for p in [*self.stem.parameters(), *self.blocks[:frozen].parameters()]:
             p.requires_grad_(False)
 
@@ -63,8 +57,4 @@ class LiteDet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Raw outputs per level: [B, 4 + nc, H, W], as TinyDet's."""
-        c3, c4, c5 = self.trunk(x)
-        p5 = self.l5(c5)
-        p4 = self.f4(self.l4(c4) + F.interpolate(p5, scale_factor=2.0, mode="nearest"))
-        p3 = self.f3(self.l3(c3) + F.interpolate(p4, scale_factor=2.0, mode="nearest"))
-        return [self.head(p) for p in (p3, p4, p5)]
+        return [self.head(p) for p in pyramid(self, *self.trunk(x))]

@@ -101,25 +101,35 @@ class TinyDet(nn.Module):
         self.s3 = nn.Sequential(conv(w[1], w[2], 3, 2), Res(w[2]), Res(w[2]))
         self.s4 = nn.Sequential(conv(w[2], w[3], 3, 2), Res(w[3]), Res(w[3]))
         self.s5 = nn.Sequential(conv(w[3], w[4], 3, 2), Res(w[4]), Res(w[4]))
-        self.l3, self.l4, self.l5 = conv(w[2], neck, 1), conv(w[3], neck, 1), conv(w[4], neck, 1)
-        self.f3, self.f4 = conv(neck, neck), conv(neck, neck)
-        self.head = nn.Sequential(conv(neck, neck), nn.Conv2d(neck, 4 + nc, 1))
-        b = self.head[-1].bias
-        nn.init.constant_(b[4:], -4.6)  # prior score 1 %
-        nn.init.constant_(b[:4], 0.5)
+        add_pyramid(self, (w[2], w[3], w[4]), neck, nc)
 
     def features(self, x):
         c3 = self.s3(self.stem(x))
         c4 = self.s4(c3)
-        c5 = self.s5(c4)
-        p5 = self.l5(c5)
-        p4 = self.f4(self.l4(c4) + F.interpolate(p5, scale_factor=2.0, mode="nearest"))
-        p3 = self.f3(self.l3(c3) + F.interpolate(p4, scale_factor=2.0, mode="nearest"))
-        return [p3, p4, p5]
+        return pyramid(self, c3, c4, self.s5(c4))
 
     def forward(self, x):
         """Raw outputs per level: [B, 4 + nc, H, W]."""
         return [self.head(p) for p in self.features(x)]
+
+
+def add_pyramid(m: nn.Module, chs, neck: int, nc: int) -> None:
+    """Gives a detector (TinyDet, litedet.LiteDet) its top-down pyramid over maps of `chs`
+    channels at strides 8 / 16 / 32 (l3, l4, l5, f3, f4) and its shared head (prior score 1 %)."""
+    m.l3, m.l4, m.l5 = (conv(c, neck, 1) for c in chs)
+    m.f3, m.f4 = conv(neck, neck), conv(neck, neck)
+    m.head = nn.Sequential(conv(neck, neck), nn.Conv2d(neck, 4 + nc, 1))
+    b = m.head[-1].bias
+    nn.init.constant_(b[4:], -4.6)  # prior score 1 %
+    nn.init.constant_(b[:4], 0.5)
+
+
+def pyramid(m: nn.Module, c3, c4, c5) -> list:
+    """The pyramid levels [p3, p4, p5] of a detector built by add_pyramid."""
+    p5 = m.l5(c5)
+    p4 = m.f4(m.l4(c4) + F.interpolate(p5, scale_factor=2.0, mode="nearest"))
+    p3 = m.f3(m.l3(c3) + F.interpolate(p4, scale_factor=2.0, mode="nearest"))
+    return [p3, p4, p5]
 
 
 def grids(size, device):
