@@ -240,6 +240,25 @@ def export_onnx(net: torch.nn.Module, dummy: torch.Tensor, path: Path) -> None:
                       dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
 
 
+def checked_export(net: torch.nn.Module, dummy: torch.Tensor, path: Path) -> float:
+    """export_onnx, then ONNX Runtime's probabilities on `dummy` checked against PyTorch's (within
+    1e-4); returns the largest difference for metrics.json."""
+    export_onnx(net, dummy, path)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = net(dummy).numpy()
+    got = sess.run(None, {"image": dummy.numpy()})[0]
+    diff = probability_difference(got, want)
+    print(f"ONNX Runtime vs PyTorch: max probability difference {diff:.2e}", flush=True)
+    assert diff < 1e-4, diff
+    return diff
+
+
+def val_aps(probs: np.ndarray, y_val: np.ndarray, m_val: np.ndarray) -> list[float]:
+    """Each label's AP on the validation images its mask keeps (the per-epoch progress line)."""
+    return [label_metrics(probs[:, j][m_val[:, j] > 0], y_val[:, j][m_val[:, j] > 0], 0.5)["ap"] for j in range(len(LABELS))]
+
+
 def probability_difference(got: np.ndarray, want: np.ndarray) -> float:
     """Largest difference between the sigmoid probabilities of two logit arrays (an exported file
     checked against PyTorch)."""
@@ -380,7 +399,7 @@ def main() -> None:
         top.eval()
         with torch.no_grad():
             sv = torch.sigmoid(torch.cat([top(feats["val"][i : i + 256].float()) for i in range(0, len(feats["val"]), 256)])).numpy()
-        aps = [label_metrics(sv[:, j][m_val[:, j] > 0], y_val[:, j][m_val[:, j] > 0], 0.5)["ap"] for j in range(3)]
+        aps = val_aps(sv, y_val, m_val)
         print(f"epoch {epoch + 1}/{args.epochs}: loss {total / n:.4f}, val AP {[round(a, 4) for a in aps]} ({time.time() - started:.0f} s)", flush=True)
         torch.save({"top": top.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "gen": gen.get_state(), "epoch": epoch + 1}, ckpt)
@@ -390,14 +409,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.onnx
     float_path = args.work / f"{args.version}-float.onnx" if recipe.get("int8_trunk") else onnx_path
-    export_onnx(net, dummy, float_path)
-    sess = ort.InferenceSession(str(float_path), providers=["CPUExecutionProvider"])
-    with torch.no_grad():
-        want = net(dummy).numpy()
-    got = sess.run(None, {"image": dummy.numpy()})[0]
-    diff = probability_difference(got, want)
-    print(f"ONNX Runtime vs PyTorch: max probability difference {diff:.2e}", flush=True)
-    assert diff < 1e-4, diff
+    diff = checked_export(net, dummy, float_path)
     extra = {}
     if recipe.get("int8_trunk"):
         # the shipped model: the trained network with its trunk quantised as the caching model's was

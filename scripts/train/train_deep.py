@@ -21,15 +21,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from backbone import efficientnet_lite  # noqa: E402
-from metrics import label_metrics  # noqa: E402
-from train import (LABELS, RECIPES, add_path_args, augment, evaluate_and_report, export_onnx, load_rgb,  # noqa: E402
-                   load_sets, loss_weights, probability_difference, resolve_paths, size_of, targets, to_tensor)
+from train import (LABELS, RECIPES, add_path_args, augment, checked_export, evaluate_and_report, load_rgb,  # noqa: E402
+                   load_sets, loss_weights, resolve_paths, size_of, targets, to_tensor, val_aps)
 
 
 def batches(items, order, size, rng, patina, batch):
@@ -116,7 +114,7 @@ def main() -> None:
             if seen % (batch * 50) == 0:
                 print(f"  {seen}/{len(train)}: loss {total / seen:.4f} ({seen / (time.time() - t0):.1f} images/s)", flush=True)
         sv = probabilities(net, sets["val"], size)
-        aps = [label_metrics(sv[:, j][m_val[:, j] > 0], y_val[:, j][m_val[:, j] > 0], 0.5)["ap"] for j in range(len(LABELS))]
+        aps = val_aps(sv, y_val, m_val)
         print(f"epoch {epoch + 1}/{args.epochs}: loss {total / seen:.4f}, val AP {[round(a, 4) for a in aps]} "
               f"({time.time() - started:.0f} s)", flush=True)
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(),
@@ -125,13 +123,7 @@ def main() -> None:
     net.eval()
     args.out.mkdir(parents=True, exist_ok=True)
     dummy = torch.from_numpy(np.stack([to_tensor(load_rgb(sets["val"][i][0]), size) for i in range(4)]))
-    export_onnx(net, dummy, args.onnx)
-    with torch.no_grad():
-        want = net(dummy).numpy()
-    got = ort.InferenceSession(str(args.onnx), providers=["CPUExecutionProvider"]).run(None, {"image": dummy.numpy()})[0]
-    diff = probability_difference(got, want)
-    print(f"ONNX Runtime vs PyTorch: max probability difference {diff:.2e}", flush=True)
-    assert diff < 1e-4, diff
+    diff = checked_export(net, dummy, args.onnx)
     evaluate_and_report(args, args.onnx, {"onnx_vs_torch_max_diff": diff, "trainer": "train_deep.py"}, started)
 
 

@@ -113,6 +113,18 @@ def floor_thresholds(recall_th: dict, vmax: np.ndarray, max_fa: float) -> tuple[
     return {n: round(float(max(recall_th[n], floor)), 4) for n in T.CLASSES}, floor
 
 
+def choose_thresholds(model, va_x, va_t, vneg_x, size: int, target_recall: float, max_fa: float):
+    """The validation thresholds rule on a trained model: each label's score at `target_recall` of
+    the synthetic validation boxes, then floor_thresholds on the real validation scans. Returns the
+    thresholds, the floor, each label's best score per validation box, and the real scans' maxima."""
+    dets = T.predict(model, va_x, size, torch.device("cpu"))
+    vmax = max_scores(model, vneg_x, size)
+    best = {name: T.best_scores(dets, va_t, c) for c, name in enumerate(T.CLASSES)}
+    recall_th = {name: T.recall_threshold(best[name], target_recall) for name in T.CLASSES}
+    th, floor = floor_thresholds(recall_th, vmax, max_fa)
+    return th, floor, best, vmax, recall_th
+
+
 def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Exact 95 % binomial interval of k / n."""
     from scipy.stats import beta
@@ -254,11 +266,7 @@ def main():
                         gen=gen.get_state(), epoch=ep + 1, log=log), ckpt)
 
     model.eval()
-    dets = T.predict(model, va_x, a.size, torch.device("cpu"))
-    vmax = max_scores(model, vneg_x, a.size)
-    best = {name: T.best_scores(dets, va_t, c) for c, name in enumerate(T.CLASSES)}
-    recall_th = {name: T.recall_threshold(best[name], a.target_recall) for name in T.CLASSES}
-    th, floor = floor_thresholds(recall_th, vmax, a.max_fa)
+    th, floor, best, vmax, recall_th = choose_thresholds(model, va_x, va_t, vneg_x, a.size, a.target_recall, a.max_fa)
     flagged = int((vmax >= np.array([th[n] for n in T.CLASSES])).any(1).sum())
     lo, hi = clopper_pearson(flagged, len(vmax))
     report = {}

@@ -58,8 +58,9 @@ def main() -> None:
         dets = dict(zip(files, (d for d, _ in detect(onnx, files))))
         for b in boxes:
             ious = [T.box_iou(bx, b["box"]) for c, s, *bx in dets[b["file"]] if c == b["cls"] and s >= th[b["label"]]]
-            b[md.name] = max(ious, default=0.0) >= 0.5
-            b[f"{md.name} how"] = ("IoU >= 0.5" if b[md.name] else "0.1 <= IoU < 0.5" if max(ious, default=0.0) >= 0.1
+            iou = max(ious, default=0.0)
+            b[md.name] = iou >= 0.5
+            b[f"{md.name} how"] = ("IoU >= 0.5" if iou >= 0.5 else "0.1 <= IoU < 0.5" if iou >= 0.1
                                    else "elsewhere in the scan only" if ious else "no box of its label")
     names = [md.name for md in a.model]
     print("\nHow each true box fares (at the model's thresholds, same-label boxes only)")

@@ -12,8 +12,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import finetune as F  # noqa: E402
 import train_detector as T  # noqa: E402
@@ -35,10 +33,7 @@ def main() -> None:
         model = T.TinyDet()
         F.from_onnx(model, onnx)
         model.eval()
-        dets = T.predict(model, va_x, a.size, torch.device("cpu"))
-        vmax = F.max_scores(model, vneg_x, a.size)
-        best = {n: T.best_scores(dets, va_t, c) for c, n in enumerate(T.CLASSES)}
-        th, floor = F.floor_thresholds({n: T.recall_threshold(best[n], a.target_recall) for n in T.CLASSES}, vmax, a.max_fa)
+        th, floor, best, _, _ = F.choose_thresholds(model, va_x, va_t, vneg_x, a.size, a.target_recall, a.max_fa)
         found = " / ".join(f"{(best[n] >= th[n]).mean():.1%}" for n in T.CLASSES)
         print(f"{onnx}: floor {floor:.3f}, validation detection {' / '.join(T.CLASSES)} {found}", flush=True)
 
