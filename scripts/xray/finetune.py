@@ -14,7 +14,8 @@ The stem stays frozen (the fine texture filters; no backward pass through the la
 
 `--arch lite0` (xray-v3, a trial) trains litedet.LiteDet instead: EfficientNet-Lite0's ImageNet
 trunk (stem and stages 0-3 frozen by default, --frozen; the rest at --backbone-lr-scale of the
-learning rate) under a new pyramid and head; --init is not read. Same data, mining, thresholds rule and output layout.
+learning rate) under a new pyramid and head; --init is not read. --warm starts from an earlier
+run's checkpoint (its weights only), so a model can be trained on over several CPU sessions. Same data, mining, thresholds rule and output layout.
 
 Thresholds (validation only): per class the score at which validation recall is --target-recall,
 then one common floor raised until at most --max-fa of the real validation scans (no projected
@@ -173,6 +174,9 @@ def main():
     ap.add_argument("--arch", default="tinydet", choices=("tinydet", "lite0"),
                     help="tinydet: --init's network fine-tuned; lite0: litedet.LiteDet from ImageNet weights")
     ap.add_argument("--init", type=Path, default=ROOT / "models/xray-v1/xray-v1.onnx")
+    ap.add_argument("--warm", type=Path, default=None,
+                    help="a finished run's checkpoint.pt: its weights start this run (fresh optimiser and "
+                         "schedule), to train a model further in a later session")
     ap.add_argument("--frozen", type=int, default=4,
                     help="lite0: leading stages not trained (with the stem); 4 keeps the backward pass to the 24 x 24 and 12 x 12 maps")
     ap.add_argument("--backbone-lr-scale", type=float, default=0.25,
@@ -202,6 +206,9 @@ def main():
           f"{len(vneg_x)} real val scans in {time.time() - t0:.0f} s", flush=True)
 
     model, groups = build(a)
+    if a.warm:
+        model.load_state_dict(torch.load(a.warm, weights_only=False)["model"])
+        print(f"weights from {a.warm}", flush=True)
     params = [p for g in groups for p in g["params"]]
     print(f"{a.arch}: {sum(p.numel() for p in params) / 1e6:.2f} M trained parameters", flush=True)
     opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=5e-4)
@@ -287,7 +294,7 @@ def main():
     (a.out / "thresholds.json").write_text(json.dumps(dict(
         thresholds=th, validation=report, common_floor=round(float(floor), 4),
         val_real_flagged=[flagged, len(vmax)], val_real_flagged_interval=[round(lo, 4), round(hi, 4)],
-        init=("ImageNet EfficientNet-Lite0" if a.arch == "lite0" else
+        init=(str(a.warm) if a.warm else "ImageNet EfficientNet-Lite0" if a.arch == "lite0" else
               str(a.init.relative_to(ROOT)) if a.init.is_relative_to(ROOT) else str(a.init)), arch=a.arch,
         epochs=a.epochs, log=log), indent=2))
     print(f"wrote {onnx_path} and thresholds.json", flush=True)
