@@ -29,7 +29,10 @@
 #   2. synth.py --backgrounds 2 --seed 20261204: a fresh render (xray-v2's test split had served
 #      three decisions) of the same version-2 split of the real scans into .cache/xray-v3-synth
 #   3. scripts/xray/finetune.py --arch lite0: 4 epochs, lr 1e-3 (pretrained stages 1/4 of it),
-#      hard-negative mining before every epoch, scanner jitter 0.2 -> models/xray-v3
+#      hard-negative mining before every epoch, scanner jitter 0.2 -> .cache/xray-v3a (76 min)
+#   4. trained on from 3's weights (--warm, fresh schedule): 5 epochs, lr 5e-4 -> .cache/xray-v3b (92 min)
+#   5. and again from 4's: 3 epochs, lr 3e-4 -> models/xray-v3 (~56 min). Each step fits one CPU
+#      session; its checkpoint carries it to the next (the 2026-12-04 continuation in the trial record)
 #
 # Then copy the printed sha256 and thresholds into models/<version>/model.toml and measure:
 #   tusk eval / --kind xray --labels SET/eval.csv --boxes SET/eval_boxes.csv --model <version> --json
@@ -59,8 +62,13 @@ case "$version" in
   xray-v3)
     data=.cache/xray-v3-synth
     [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261204
-    $py scripts/xray/finetune.py --arch lite0 --data $data --work .cache/xray-v3-train --out models/xray-v3 \
-        --lr 1e-3 --epochs 4 --channel-jitter 0.2 "$@" ;;
+    [ -f .cache/xray-v3a/xray-v3a.onnx ] || $py scripts/xray/finetune.py --arch lite0 --data $data \
+        --work .cache/xray-v3-train --out .cache/xray-v3a --lr 1e-3 --epochs 4 --channel-jitter 0.2
+    [ -f .cache/xray-v3b/xray-v3b.onnx ] || $py scripts/xray/finetune.py --arch lite0 --data $data \
+        --warm .cache/xray-v3-train/checkpoint.pt --work .cache/xray-v3b-train --out .cache/xray-v3b \
+        --lr 5e-4 --epochs 5 --channel-jitter 0.2 --seed 1204
+    $py scripts/xray/finetune.py --arch lite0 --data $data --warm .cache/xray-v3b-train/checkpoint.pt \
+        --work .cache/xray-v3c-train --out models/xray-v3 --lr 3e-4 --epochs 3 --channel-jitter 0.2 --seed 1205 "$@" ;;
   *) echo "train.sh: unknown version $version" >&2; exit 2 ;;
 esac
 sha256sum "models/$version/$version.onnx"
