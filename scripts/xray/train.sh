@@ -31,7 +31,7 @@
 #   3. scripts/xray/finetune.py --arch lite0: 4 epochs, lr 1e-3 (pretrained stages 1/4 of it),
 #      hard-negative mining before every epoch, scanner jitter 0.2 -> .cache/xray-v3a (76 min)
 #   4. trained on from 3's weights (--warm, fresh schedule): 5 epochs, lr 5e-4 -> .cache/xray-v3b (92 min)
-#   5. and again from 4's: 3 epochs, lr 3e-4 -> models/xray-v3 (~56 min). Each step fits one CPU
+#   5. and again from 4's: 3 epochs, lr 3e-4 -> models/xray-v3 (64 min). Each step fits one CPU
 #      session; its checkpoint carries it to the next (the 2026-12-04 continuation in the trial record)
 #
 # Then copy the printed sha256 and thresholds into models/<version>/model.toml and measure:
