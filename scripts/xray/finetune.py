@@ -9,7 +9,8 @@ bias) and trains on:
   every training source, the new sets of more/ included, and simulated parcels);
 - real benign scans as pure background, a quarter of every batch: before each epoch the current
   model scores every real training scan and the ones it fires on (any class >= --mine-floor) are
-  drawn first (hard-negative mining); the rest of the quarter is random real training scans.
+  drawn first (hard-negative mining); the rest of the quarter is random real training scans
+  (--balance-sources: each training source equally likely).
 The stem stays frozen (the fine texture filters; no backward pass through the largest maps).
 
 `--arch lite0` (xray-v3, a trial) trains litedet.LiteDet instead: EfficientNet-Lite0's ImageNet
@@ -188,6 +189,12 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--negatives", type=int, default=8, help="real benign scans in each batch")
     ap.add_argument("--lr", type=float, default=6e-4)
+    ap.add_argument("--balance-sources", action="store_true",
+                    help="draw the random real negatives source-balanced (each training source equally "
+                         "likely), so the small sets of other scanners weigh as much as SIXray and GDXray")
+    ap.add_argument("--warmup", type=float, default=0.1,
+                    help="share of steps warming up (one-cycle schedule); 0: cosine decay from --lr at once, "
+                         "for continuing a trained model (--warm) without a warm-up bump")
     ap.add_argument("--mine-floor", type=float, default=0.2)
     ap.add_argument("--channel-jitter", type=float, default=0.0,
                     help="per-channel attenuation gain and gamma spread (scanner_jitter); 0: off")
@@ -214,8 +221,12 @@ def main():
     opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=5e-4)
     pos_per_batch = a.batch - a.negatives
     steps_per_epoch = math.ceil(len(tr_x) / pos_per_batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups],
-                                                total_steps=max(1, a.epochs * steps_per_epoch), pct_start=0.1)
+    total_steps = max(1, a.epochs * steps_per_epoch)
+    if a.warmup > 0:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups],
+                                                    total_steps=total_steps, pct_start=a.warmup)
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     gen = torch.Generator().manual_seed(a.seed)
     a.work.mkdir(parents=True, exist_ok=True)
     ckpt, start, log = a.work / "checkpoint.pt", 0, []
@@ -227,6 +238,9 @@ def main():
         gen.set_state(c["gen"])
         start, log = c["epoch"], c["log"]
         print(f"resumed after epoch {start}", flush=True)
+    neg_src = [source_of(f) for f in neg_files]
+    counts = {src: neg_src.count(src) for src in set(neg_src)}
+    neg_w = torch.tensor([1.0 / counts[src] for src in neg_src])
     tr_all = torch.as_tensor(tr_x)
     neg_all = torch.as_tensor(neg_x)
     t_train = time.time()
@@ -247,7 +261,10 @@ def main():
             idx = perm[i : i + pos_per_batch]
             k_hard = min(len(hard), a.negatives // 2 if len(hard) else 0)
             pick_h = hard[torch.randint(len(hard), (k_hard,), generator=gen).numpy()] if k_hard else np.zeros(0, int)
-            pick_r = torch.randint(len(neg_x), (a.negatives - k_hard,), generator=gen).numpy()
+            if a.balance_sources:
+                pick_r = torch.multinomial(neg_w, a.negatives - k_hard, replacement=True, generator=gen).numpy()
+            else:  # the earlier recipes' draw, kept so that they reproduce
+                pick_r = torch.randint(len(neg_x), (a.negatives - k_hard,), generator=gen).numpy()
             negs = np.concatenate([pick_h, pick_r]).astype(np.int64)
             x = torch.cat([tr_all[idx], neg_all[torch.from_numpy(negs)]]).permute(0, 3, 1, 2).float() / 255.0
             t = [tr_t[j] for j in idx.tolist()] + [np.zeros((0, 5), np.float32)] * len(negs)
@@ -296,7 +313,8 @@ def main():
         val_real_flagged=[flagged, len(vmax)], val_real_flagged_interval=[round(lo, 4), round(hi, 4)],
         init=(str(a.warm) if a.warm else "ImageNet EfficientNet-Lite0" if a.arch == "lite0" else
               str(a.init.relative_to(ROOT)) if a.init.is_relative_to(ROOT) else str(a.init)), arch=a.arch,
-        epochs=a.epochs, log=log), indent=2))
+        epochs=a.epochs, lr=a.lr, negatives=a.negatives, balance_sources=a.balance_sources, warmup=a.warmup,
+        log=log), indent=2))
     print(f"wrote {onnx_path} and thresholds.json", flush=True)
 
 
