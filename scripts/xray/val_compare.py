@@ -6,6 +6,10 @@ validation scans are flagged), and its validation detection there is printed. Fo
 trained models without spending a test split (models/xray-v2/trials/round3.md).
 
   val_compare.py --data .cache/xray-v3-synth models/xray-v2/xray-v2.onnx .cache/xray-r3/xray-r3.onnx
+
+A `checkpoint.pt` of `finetune.py --arch lite0` is read as a LiteDet. Per source, the real
+validation scans flagged at the chosen thresholds are printed too: the rule bounds their total,
+and a scanner that is rare in training shows here first.
 """
 
 import argparse
@@ -14,7 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import finetune as F  # noqa: E402
+import numpy as np  # noqa: E402
 import train_detector as T  # noqa: E402
+from synth import source_of  # noqa: E402
 
 
 def main() -> None:
@@ -27,15 +33,35 @@ def main() -> None:
     ap.add_argument("--max-fa", type=float, default=0.02)
     a = ap.parse_args()
     va_x, va_t, _ = T.load_split(a.data, "val", a.size)
-    vneg_x, _ = F.real_split(a.data, a.xray, "val", a.size)
+    vneg_x, vneg_files = F.real_split(a.data, a.xray, "val", a.size)
     print(f"{len(va_x)} synthetic and {len(vneg_x)} real validation scans")
-    for onnx in a.models:
-        model = T.TinyDet()
-        F.from_onnx(model, onnx)
-        model.eval()
-        th, floor, best, _, _ = F.choose_thresholds(model, va_x, va_t, vneg_x, a.size, a.target_recall, a.max_fa)
+    for path in a.models:
+        model = load(path)
+        th, floor, best, vmax, _ = F.choose_thresholds(model, va_x, va_t, vneg_x, a.size, a.target_recall, a.max_fa)
         found = " / ".join(f"{(best[n] >= th[n]).mean():.1%}" for n in T.CLASSES)
-        print(f"{onnx}: floor {floor:.3f}, validation detection {' / '.join(T.CLASSES)} {found}", flush=True)
+        print(f"{path}: floor {floor:.3f}, validation detection {' / '.join(T.CLASSES)} {found}", flush=True)
+        fired = (vmax >= np.array([th[n] for n in T.CLASSES])).any(1)
+        per = {}
+        for f, hit in zip(vneg_files, fired):
+            k = per.setdefault(source_of(f), [0, 0])
+            k[0] += int(hit)
+            k[1] += 1
+        print("  real validation scans flagged per source: "
+              + ", ".join(f"{src} {k}/{n}" for src, (k, n) in sorted(per.items())), flush=True)
+
+
+def load(path: Path):
+    """A TinyDet from its ONNX file, or a LiteDet from a finetune.py --arch lite0 checkpoint."""
+    if path.suffix == ".pt":
+        import torch
+        from litedet import LiteDet
+
+        model = LiteDet(len(T.CLASSES), frozen=99)
+        model.load_state_dict(torch.load(path, weights_only=False)["model"])
+    else:
+        model = T.TinyDet()
+        F.from_onnx(model, path)
+    return model.eval()
 
 
 if __name__ == "__main__":
