@@ -97,8 +97,8 @@ def scanner_jitter(x: torch.Tensor, gen: torch.Generator, amount: float) -> torc
     if amount <= 0:
         return x
     b = len(x)
-    gains = 1 + amount * (2 * torch.rand((b, 3, 1, 1), generator=gen) - 1)
-    gamma = torch.exp(amount * (2 * torch.rand((b, 1, 1, 1), generator=gen) - 1))
+    gains = 1 + amount * (2 * torch.rand((b, 3, 1, 1), generator=gen).to(x.device) - 1)
+    gamma = torch.exp(amount * (2 * torch.rand((b, 1, 1, 1), generator=gen).to(x.device) - 1))
     return (1 - (1 - x) * gains).clamp(0, 1).pow(gamma)
 
 
@@ -115,12 +115,13 @@ def floor_thresholds(recall_th: dict, vmax: np.ndarray, max_fa: float) -> tuple[
     return {n: round(float(max(recall_th[n], floor)), 4) for n in T.CLASSES}, floor
 
 
-def choose_thresholds(model, va_x, va_t, vneg_x, size: int, target_recall: float, max_fa: float):
+def choose_thresholds(model, va_x, va_t, vneg_x, size: int, target_recall: float, max_fa: float,
+                      device: torch.device = torch.device("cpu")):
     """The validation thresholds rule on a trained model: each label's score at `target_recall` of
     the synthetic validation boxes, then floor_thresholds on the real validation scans. Returns the
     thresholds, the floor, each label's best score per validation box, and the real scans' maxima."""
-    dets = T.predict(model, va_x, size, torch.device("cpu"))
-    vmax = max_scores(model, vneg_x, size)
+    dets = T.predict(model, va_x, size, device)
+    vmax = max_scores(model, vneg_x, size, device)
     best = {name: T.best_scores(dets, va_t, c) for c, name in enumerate(T.CLASSES)}
     recall_th = {name: T.recall_threshold(best[name], target_recall) for name in T.CLASSES}
     th, floor = floor_thresholds(recall_th, vmax, max_fa)
@@ -137,19 +138,64 @@ def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def max_scores(model, imgs, size, bs=32) -> np.ndarray:
+def max_scores(model, imgs, size, device: torch.device = torch.device("cpu"), bs=32) -> np.ndarray:
     """[N, classes]: the highest score of each class anywhere in each scan (no NMS needed)."""
     ex = T.Export(model, size).eval()
     out = []
     for i in range(0, len(imgs), bs):
-        x = torch.as_tensor(imgs[i : i + bs]).permute(0, 3, 1, 2).float() / 255.0
-        out.append(ex(x)[:, 4:, :].amax(-1).numpy())
+        x = torch.as_tensor(imgs[i : i + bs], device=device).permute(0, 3, 1, 2).float() / 255.0
+        out.append(ex(x)[:, 4:, :].amax(-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(T.CLASSES)))
 
 
 def real_split(data: Path, xray: Path, split: str, size: int):
     rows = [r["file"] for r in csv.DictReader(open(data / "backgrounds.csv")) if r["split"] == split]
-    return np.stack([T.letterbox(T.load_rgb(xray / f), size)[0] for f in rows]), rows
+    return np.stack([im for im, _ in T.load_letterboxed([xray / f for f in rows], size)]), rows
+
+
+def make_batch(tr_all, tr_t, neg_all, idx, negs, a, gen):
+    """One training batch: synthetic scans `idx` with their boxes and real benign scans `negs`
+    (no boxes), augmented and scanner-jittered, on the data's device."""
+    x = torch.cat([tr_all[idx], neg_all[torch.from_numpy(negs)]]).permute(0, 3, 1, 2).float() / 255.0
+    t = [tr_t[j] for j in idx.tolist()] + [np.zeros((0, 5), np.float32)] * len(negs)
+    x, t = T.augment(x, t, a.size, gen)
+    return scanner_jitter(x, gen, a.channel_jitter), t
+
+
+def sync(dev: torch.device) -> float:
+    """time.time() once the device has finished its queued work (timings on a GPU)."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return time.time()
+
+
+def epochs_for(minutes: float, model, tr_all, tr_t, neg_all, neg_x, a, dev, steps_per_epoch: int) -> int:
+    """How many epochs fit `minutes`: a few timed forward and backward passes (no optimiser step,
+    norms frozen, a generator of their own: the model and the run's random draws are untouched)
+    and one timed mining pass, with 10 % to spare. Printed, so that the run can be repeated with
+    --epochs."""
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    freeze_norms(model)
+    times = []
+    for _ in range(8):
+        t0 = sync(dev)
+        idx = torch.randint(len(tr_all), (a.batch - a.negatives,), generator=g)
+        negs = torch.randint(len(neg_all), (a.negatives,), generator=g).numpy()
+        x, t = make_batch(tr_all, tr_t, neg_all, idx, negs, a, g)
+        T.loss_fn(model(x), t, a.size)[0].backward()
+        model.zero_grad(set_to_none=True)
+        times.append(sync(dev) - t0)
+    model.eval()
+    t0 = sync(dev)
+    max_scores(model, neg_x, a.size, dev)
+    mine = sync(dev) - t0
+    step = float(np.median(times[3:]))
+    per_epoch = 1.1 * (steps_per_epoch * step + mine)
+    n = max(1, int(minutes * 60 // per_epoch))
+    print(f"timed: {step * 1000:.0f} ms per step, {mine:.1f} s per mining pass, ~{per_epoch:.0f} s per epoch "
+          f"-> {n} epochs in {minutes} min (repeat with --epochs {n})", flush=True)
+    return n
 
 
 def build(a) -> tuple[nn.Module, list[dict]]:
@@ -186,6 +232,10 @@ def main():
     ap.add_argument("--work", type=Path, default=ROOT / ".cache/xray-v2-train")
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--minutes", type=float, default=0,
+                    help="instead of --epochs: as many epochs as fit this many minutes of training, timed on "
+                         "this machine before training starts (epochs_for; the number is printed and recorded)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--negatives", type=int, default=8, help="real benign scans in each batch")
     ap.add_argument("--lr", type=float, default=6e-4)
@@ -204,6 +254,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1203)
     a = ap.parse_args()
     torch.manual_seed(a.seed)
+    dev = torch.device(a.device)
+    torch.backends.cudnn.benchmark = dev.type == "cuda"  # one input size: let cuDNN pick its kernels
     t0 = time.time()
     tr_x, tr_t, _ = T.load_split(a.data, "train", a.size, a.limit)
     va_x, va_t, _ = T.load_split(a.data, "val", a.size)
@@ -214,13 +266,22 @@ def main():
 
     model, groups = build(a)
     if a.warm:
-        model.load_state_dict(torch.load(a.warm, weights_only=False)["model"])
+        w = torch.load(a.warm, weights_only=False, map_location="cpu")
+        model.load_state_dict(w["model"] if "model" in w else w)
         print(f"weights from {a.warm}", flush=True)
+    model.to(dev)
     params = [p for g in groups for p in g["params"]]
-    print(f"{a.arch}: {sum(p.numel() for p in params) / 1e6:.2f} M trained parameters", flush=True)
-    opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=5e-4)
+    print(f"{a.arch}: {sum(p.numel() for p in params) / 1e6:.2f} M trained parameters on {dev}", flush=True)
+    tr_all = torch.as_tensor(tr_x).to(dev)
+    neg_all = torch.as_tensor(neg_x).to(dev)
     pos_per_batch = a.batch - a.negatives
     steps_per_epoch = math.ceil(len(tr_x) / pos_per_batch)
+    ckpt = a.work / "checkpoint.pt"
+    if a.minutes > 0 and ckpt.exists():  # a resumed run keeps the epoch count it chose
+        a.epochs = torch.load(ckpt, weights_only=False, map_location="cpu").get("epochs", a.epochs)
+    elif a.minutes > 0:
+        a.epochs = epochs_for(a.minutes, model, tr_all, tr_t, neg_all, neg_x, a, dev, steps_per_epoch)
+    opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=5e-4)
     total_steps = max(1, a.epochs * steps_per_epoch)
     if a.warmup > 0:
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups],
@@ -229,9 +290,9 @@ def main():
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     gen = torch.Generator().manual_seed(a.seed)
     a.work.mkdir(parents=True, exist_ok=True)
-    ckpt, start, log = a.work / "checkpoint.pt", 0, []
+    start, log = 0, []
     if ckpt.exists():
-        c = torch.load(ckpt, weights_only=False)
+        c = torch.load(ckpt, weights_only=False, map_location="cpu")
         model.load_state_dict(c["model"])
         opt.load_state_dict(c["opt"])
         sched.load_state_dict(c["sched"])
@@ -241,12 +302,11 @@ def main():
     neg_src = [source_of(f) for f in neg_files]
     counts = {src: neg_src.count(src) for src in set(neg_src)}
     neg_w = torch.tensor([1.0 / counts[src] for src in neg_src])
-    tr_all = torch.as_tensor(tr_x)
-    neg_all = torch.as_tensor(neg_x)
     t_train = time.time()
+    a.out.mkdir(parents=True, exist_ok=True)
     for ep in range(start, a.epochs):
         model.eval()
-        s = max_scores(model, neg_x, a.size).max(1)
+        s = max_scores(model, neg_x, a.size, dev).max(1)
         hard = np.nonzero(s >= a.mine_floor)[0]
         fired = {}
         for i in hard:
@@ -266,10 +326,7 @@ def main():
             else:  # the earlier recipes' draw, kept so that they reproduce
                 pick_r = torch.randint(len(neg_x), (a.negatives - k_hard,), generator=gen).numpy()
             negs = np.concatenate([pick_h, pick_r]).astype(np.int64)
-            x = torch.cat([tr_all[idx], neg_all[torch.from_numpy(negs)]]).permute(0, 3, 1, 2).float() / 255.0
-            t = [tr_t[j] for j in idx.tolist()] + [np.zeros((0, 5), np.float32)] * len(negs)
-            x, t = T.augment(x, t, a.size, gen)
-            x = scanner_jitter(x, gen, a.channel_jitter)
+            x, t = make_batch(tr_all, tr_t, neg_all, idx, negs, a, gen)
             loss, lc, lb = T.loss_fn(model(x), t, a.size)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -287,10 +344,14 @@ def main():
         print(f"epoch {ep + 1}/{a.epochs}: cls {tot[0] / n:.3f} box {tot[1] / n:.3f} "
               f"({(time.time() - t_train) / 60:.1f} min)", flush=True)
         torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
-                        gen=gen.get_state(), epoch=ep + 1, log=log), ckpt)
+                        gen=gen.get_state(), epoch=ep + 1, epochs=a.epochs, log=log), ckpt)
+        # the weights alone (a quarter of the checkpoint's size): what --warm and val_compare.py
+        # read, small enough to bring back from a borrowed GPU machine after every epoch
+        torch.save(dict(model=model.state_dict(), epoch=ep + 1, log=log), a.out / "weights.pt")
 
     model.eval()
-    th, floor, best, vmax, recall_th = choose_thresholds(model, va_x, va_t, vneg_x, a.size, a.target_recall, a.max_fa)
+    th, floor, best, vmax, recall_th = choose_thresholds(model, va_x, va_t, vneg_x, a.size, a.target_recall,
+                                                         a.max_fa, dev)
     flagged = int((vmax >= np.array([th[n] for n in T.CLASSES])).any(1).sum())
     lo, hi = clopper_pearson(flagged, len(vmax))
     report = {}
@@ -302,8 +363,7 @@ def main():
               f"val recall {report[name]['val_recall']:.3f}", flush=True)
     print(f"real validation scans flagged (any label): {flagged}/{len(vmax)} = {flagged / len(vmax):.1%} "
           f"(95 % interval {lo:.1%} - {hi:.1%})", flush=True)
-    a.out.mkdir(parents=True, exist_ok=True)
-    ex = T.Export(model, a.size).eval()
+    ex = T.Export(model.cpu(), a.size).eval()
     onnx_path = a.out / f"{a.out.name}.onnx"
     torch.onnx.export(ex, torch.zeros(1, 3, a.size, a.size), onnx_path, input_names=["images"],
                       output_names=["output0"], dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
@@ -313,7 +373,7 @@ def main():
         val_real_flagged=[flagged, len(vmax)], val_real_flagged_interval=[round(lo, 4), round(hi, 4)],
         init=(str(a.warm) if a.warm else "ImageNet EfficientNet-Lite0" if a.arch == "lite0" else
               str(a.init.relative_to(ROOT)) if a.init.is_relative_to(ROOT) else str(a.init)), arch=a.arch,
-        epochs=a.epochs, lr=a.lr, negatives=a.negatives, balance_sources=a.balance_sources, warmup=a.warmup,
+        epochs=a.epochs, minutes=a.minutes, device=a.device, lr=a.lr, negatives=a.negatives, balance_sources=a.balance_sources, warmup=a.warmup,
         log=log), indent=2))
     print(f"wrote {onnx_path} and thresholds.json", flush=True)
 

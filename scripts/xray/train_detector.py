@@ -63,16 +63,26 @@ def load_split(data: Path, split: str, size: int, limit: int = 0):
         )
     imgs = np.zeros((len(rows), size, size, 3), np.uint8)
     targets = []
-    for i, r in enumerate(rows):
-        imgs[i], (sx, sy, left, top) = letterbox(load_rgb(data / r["file"]), size)
-        t = [(c, x0 * sx + left, y0 * sy + top, x1 * sx + left, y1 * sy + top) for c, x0, y0, x1, y1 in boxes.get(r["file"], [])]
+    for i, (img, (sx, sy, left, top)) in enumerate(load_letterboxed([data / r["file"] for r in rows], size)):
+        imgs[i] = img
+        t = [(c, x0 * sx + left, y0 * sy + top, x1 * sx + left, y1 * sy + top) for c, x0, y0, x1, y1 in boxes.get(rows[i]["file"], [])]
         targets.append(np.array(t, np.float32).reshape(-1, 5))
     return imgs, targets, [r["file"] for r in rows]
 
 
+def load_letterboxed(paths: list, size: int) -> list:
+    """letterbox(load_rgb(p), size) for every path, decoded on a thread per core (Pillow's decoders
+    and resize release the GIL: a 16-core machine loads 10,000 scans in seconds, not minutes)."""
+    from concurrent.futures import ThreadPoolExecutor
+    import os
+
+    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda p: letterbox(load_rgb(p), size), paths))
+
+
 def load_backgrounds(xray: Path, bgs_csv: Path, split: str, size: int):
     files = [r["file"] for r in csv.DictReader(open(bgs_csv)) if r["split"] == split]
-    return np.stack([letterbox(load_rgb(xray / f), size)[0] for f in files]) if files else None
+    return np.stack([im for im, _ in load_letterboxed([xray / f for f in files], size)]) if files else None
 
 
 # ------------------------------------------------------------------ model

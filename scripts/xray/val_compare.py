@@ -7,7 +7,7 @@ trained models without spending a test split (models/xray-v2/trials/round3.md).
 
   val_compare.py --data .cache/xray-v3-synth models/xray-v2/xray-v2.onnx .cache/xray-r3/xray-r3.onnx
 
-A `checkpoint.pt` of `finetune.py --arch lite0` is read as a LiteDet. Per source, the real
+A `checkpoint.pt` or `weights.pt` of `finetune.py --arch lite0` is read as a LiteDet. Per source, the real
 validation scans flagged at the chosen thresholds are printed too: the rule bounds their total,
 and a scanner that is rare in training shows here first.
 """
@@ -51,13 +51,13 @@ def main() -> None:
 
 
 def load(path: Path):
-    """A TinyDet from its ONNX file, or a LiteDet from a finetune.py --arch lite0 checkpoint."""
+    """A TinyDet from its ONNX file, or a LiteDet from a finetune.py --arch lite0 checkpoint or weights."""
     if path.suffix == ".pt":
         import torch
         from litedet import LiteDet
 
         model = LiteDet(len(T.CLASSES), frozen=99)
-        model.load_state_dict(torch.load(path, weights_only=False)["model"])
+        model.load_state_dict(torch.load(path, weights_only=False, map_location="cpu")["model"])
     else:
         model = T.TinyDet()
         F.from_onnx(model, path)
