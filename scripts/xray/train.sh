@@ -33,6 +33,8 @@
 #   4. trained on from 3's weights (--warm, fresh schedule): 5 epochs, lr 5e-4 -> .cache/xray-v3b (92 min)
 #   5. and again from 4's: 3 epochs, lr 3e-4 -> models/xray-v3 (64 min). Each step fits one CPU
 #      session; its checkpoint carries it to the next (the 2026-12-04 continuation in the trial record)
+#   On a CUDA GPU instead: scripts/xray/train_gpu.sh XRAY OUT (the whole trunk trained, 8,000 scans,
+#   9 epochs in under 10 minutes on an H200; far better found, models/xray-v2/trials/xray-v3-gpu)
 #
 # Then copy the printed sha256 and thresholds into models/<version>/model.toml and measure:
 #   tusk eval / --kind xray --labels SET/eval.csv --boxes SET/eval_boxes.csv --model <version> --json
