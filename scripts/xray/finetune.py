@@ -266,8 +266,7 @@ def main():
 
     model, groups = build(a)
     if a.warm:
-        w = torch.load(a.warm, weights_only=False, map_location="cpu")
-        model.load_state_dict(w["model"] if "model" in w else w)
+        model.load_state_dict(torch.load(a.warm, weights_only=False, map_location="cpu")["model"])
         print(f"weights from {a.warm}", flush=True)
     model.to(dev)
     params = [p for g in groups for p in g["params"]]
@@ -277,8 +276,9 @@ def main():
     pos_per_batch = a.batch - a.negatives
     steps_per_epoch = math.ceil(len(tr_x) / pos_per_batch)
     ckpt = a.work / "checkpoint.pt"
-    if a.minutes > 0 and ckpt.exists():  # a resumed run keeps the epoch count it chose
-        a.epochs = torch.load(ckpt, weights_only=False, map_location="cpu").get("epochs", a.epochs)
+    c = torch.load(ckpt, weights_only=False, map_location="cpu") if ckpt.exists() else None
+    if a.minutes > 0 and c is not None:  # a resumed run keeps the epoch count it chose
+        a.epochs = c.get("epochs", a.epochs)
     elif a.minutes > 0:
         a.epochs = epochs_for(a.minutes, model, tr_all, tr_t, neg_all, neg_x, a, dev, steps_per_epoch)
     opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=5e-4)
@@ -291,8 +291,7 @@ def main():
     gen = torch.Generator().manual_seed(a.seed)
     a.work.mkdir(parents=True, exist_ok=True)
     start, log = 0, []
-    if ckpt.exists():
-        c = torch.load(ckpt, weights_only=False, map_location="cpu")
+    if c is not None:
         model.load_state_dict(c["model"])
         opt.load_state_dict(c["opt"])
         sched.load_state_dict(c["sched"])

@@ -76,7 +76,7 @@ def load_letterboxed(paths: list, size: int) -> list:
     from concurrent.futures import ThreadPoolExecutor
     import os
 
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         return list(pool.map(lambda p: letterbox(load_rgb(p), size), paths))
 
 
