@@ -29,4 +29,9 @@ if [ ! -f .cache/xray-v2-test/eval.csv ]; then
   scripts/setup-python.sh
   .venv/bin/python scripts/xray/synth.py --out .cache/xray-v2-test --backgrounds 2 --seed 20261203 --train 0 --val 0 --test 600
 fi
+# xray-v3's (the default): a fresh render of the same real-scan split, seed 20261204.
+if [ ! -f .cache/xray-v3-test/eval.csv ]; then
+  scripts/setup-python.sh
+  .venv/bin/python scripts/xray/synth.py --out .cache/xray-v3-test --backgrounds 2 --seed 20261204 --train 0 --val 0 --test 600
+fi
 cargo test --test quality -- --nocapture "$@"

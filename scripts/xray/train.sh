@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains tusk's X-ray detector. Never run in CI: CI uses the committed models. Fixed seeds.
-#   scripts/xray/train.sh [--version xray-v1|xray-v2|xray-v3] [extra arguments for the last training step]
+#   scripts/xray/train.sh [--version xray-v1|xray-v2|xray-v3|xray-v3-cpu] [extra arguments for the last training step]
 #
 # xray-v1 (default; GPU recommended): trained from scratch on synthetic scans
 #   1. .venv (numpy, scipy, Pillow) and .venv-train (torch, torchvision, onnx)
@@ -22,24 +22,32 @@
 #      (xray-v2.onnx, thresholds.json: at most 2 % of real validation scans flagged) (~25 min)
 #   Both rounds write a checkpoint after every epoch and resume from it when rerun.
 #
-# xray-v3 (a trial, NOT shipped: models/xray-v2/trials/pretrained-lite0.md; 76 min on 2 cores shared
-#   with a build): a pretrained trunk (scripts/xray/litedet.py: EfficientNet-Lite0's ImageNet stages,
-#   stem and stages 0-3 frozen, under a new pyramid and head), trained as xray-v2's round 2 is
+# xray-v3 (the default since 2026-12-04; a CUDA GPU needed: ~5 min of training on an H200, about
+#   10 hours on 2 CPU cores): EfficientNet-Lite0's ImageNet trunk under a new pyramid and head
+#   (scripts/xray/litedet.py), trained whole — what scripts/xray/train_gpu.sh does in one device
+#   call, with its epoch count fixed at the 9 it chose
 #   1. as above
-#   2. synth.py --backgrounds 2 --seed 20261204: a fresh render (xray-v2's test split had served
-#      three decisions) of the same version-2 split of the real scans into .cache/xray-v3-synth
-#   3. scripts/xray/finetune.py --arch lite0: 4 epochs, lr 1e-3 (pretrained stages 1/4 of it),
-#      hard-negative mining before every epoch, scanner jitter 0.2 -> .cache/xray-v3a (76 min)
+#   2. synth.py --backgrounds 2 --seed 20261204 --train 8000: the version-2 split of the real scans
+#      into .cache/xray-v3-synth8k (the first 4,000 training and all 400 validation scans are the
+#      CPU trial's) — ~17 min on 2 cores
+#   3. scripts/xray/finetune.py --arch lite0 --frozen 0: 9 epochs, lr 1e-3 (pretrained stages 1/4 of
+#      it), 12 real benign scans in every batch of 32 (half hard-mined before every epoch, the rest
+#      source-balanced), scanner jitter 0.2, seed 1207 -> models/xray-v3
+#
+# xray-v3-cpu (a trial, NOT shipped: models/xray-v2/trials/pretrained-lite0.md; 76 min a step on 2
+#   cores): the same network with its stem and stages 0-3 frozen, trained as xray-v2's round 2 is
+#   1. as above
+#   2. synth.py --backgrounds 2 --seed 20261204 into .cache/xray-v3-synth (4,000 training scans)
+#   3. finetune.py --arch lite0: 4 epochs, lr 1e-3, hard-negative mining before every epoch,
+#      scanner jitter 0.2 -> .cache/xray-v3a (76 min)
 #   4. trained on from 3's weights (--warm, fresh schedule): 5 epochs, lr 5e-4 -> .cache/xray-v3b (92 min)
-#   5. and again from 4's: 3 epochs, lr 3e-4 -> models/xray-v3 (64 min). Each step fits one CPU
+#   5. and again from 4's: 3 epochs, lr 3e-4 -> .cache/xray-v3-cpu (64 min). Each step fits one CPU
 #      session; its checkpoint carries it to the next (the 2026-12-04 continuation in the trial record)
-#   On a CUDA GPU instead: scripts/xray/train_gpu.sh XRAY OUT (the whole trunk trained, 8,000 scans,
-#   9 epochs in under 10 minutes on an H200; far better found, models/xray-v2/trials/xray-v3-gpu)
 #
 # Then copy the printed sha256 and thresholds into models/<version>/model.toml and measure:
 #   tusk eval / --kind xray --labels SET/eval.csv --boxes SET/eval_boxes.csv --model <version> --json
-#   (SET: .cache/xray-test for xray-v1, .cache/xray-v2-test for xray-v2, as scripts/quality.sh makes
-#   them) > models/<version>/metrics.json
+#   (SET: .cache/xray-test for xray-v1, .cache/xray-v2-test for xray-v2, .cache/xray-v3-test for
+#   xray-v3, as scripts/quality.sh makes them) > models/<version>/metrics.json
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -62,6 +70,13 @@ case "$version" in
     $py scripts/xray/finetune.py --data $data --init .cache/xray-v2-round1/xray-v2-round1.onnx \
         --work .cache/xray-v2-train2 --out models/xray-v2 --lr 1.5e-4 --epochs 4 --channel-jitter 0.2 "$@" ;;
   xray-v3)
+    data=.cache/xray-v3-synth8k
+    [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261204 \
+        --train 8000 --val 400 --test 0 --workers "$(nproc)"
+    $py scripts/xray/finetune.py --arch lite0 --frozen 0 --data $data --work .cache/xray-v3-gpu-train \
+        --out models/xray-v3 --epochs 9 --lr 1e-3 --negatives 12 --balance-sources --channel-jitter 0.2 \
+        --seed 1207 "$@" ;;
+  xray-v3-cpu)
     data=.cache/xray-v3-synth
     [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261204
     [ -f .cache/xray-v3a/xray-v3a.onnx ] || $py scripts/xray/finetune.py --arch lite0 --data $data \
@@ -70,7 +85,8 @@ case "$version" in
         --warm .cache/xray-v3-train/checkpoint.pt --work .cache/xray-v3b-train --out .cache/xray-v3b \
         --lr 5e-4 --epochs 5 --channel-jitter 0.2 --seed 1204
     $py scripts/xray/finetune.py --arch lite0 --data $data --warm .cache/xray-v3b-train/checkpoint.pt \
-        --work .cache/xray-v3c-train --out models/xray-v3 --lr 3e-4 --epochs 3 --channel-jitter 0.2 --seed 1205 "$@" ;;
+        --work .cache/xray-v3c-train --out .cache/xray-v3-cpu --lr 3e-4 --epochs 3 --channel-jitter 0.2 --seed 1205 "$@"
+    exit 0 ;;
   *) echo "train.sh: unknown version $version" >&2; exit 2 ;;
 esac
 sha256sum "models/$version/$version.onnx"

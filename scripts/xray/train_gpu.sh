@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# xray-v3 on one CUDA GPU in under 10 minutes: the Lite0 detector trained whole from ImageNet.
+# xray-v3 on one CUDA GPU in under 10 minutes: the Lite0 detector trained whole from ImageNet (how
+# models/xray-v3 was made; train.sh --version xray-v3 repeats it with the epoch count fixed).
 #   scripts/xray/train_gpu.sh XRAY OUT [SECONDS]
 #
-# The CPU recipe (train.sh --version xray-v3) keeps Lite0's stem and stages 0-3 frozen and needs
+# The CPU recipe (train.sh --version xray-v3-cpu) keeps Lite0's stem and stages 0-3 frozen and needs
 # three sessions for 12 epochs; on a GPU the whole trunk is trained (--frozen 0) in one go:
 #   1. synth.py on every core: the version-2 split of the real scans in XRAY (only its train and
 #      val scans are read), seed 20261204 as xray-v3's CPU runs, so the 400 validation scans are
