@@ -10,10 +10,11 @@ Prints (markdown):
   found by a same-label box at IoU >= 0.5 scoring at least that) on the synthetic test scans and
   the share of real scans flagged, per source; scored here with ONNX Runtime and the training
   script's preprocessing (letterbox as tusk does), not chosen on these scans;
-- in that table, the share of synthetic test scans holding look-alikes only (no wildlife) that
-  are flagged: simulated resin carvings, bone chews, belts, cables and the like read as wildlife;
+- in that table, the synthetic test scans without wildlife that are flagged, in two groups: those
+  holding look-alikes (simulated resin carvings, bone chews, belts, cables and the like: the
+  manifest lists objects) and those holding none (a simulated parcel's clutter or a real scan);
 - with --pictures, a sheet of hits, misses and false alarms (real false alarms only on scans whose
-  licence allows showing them: packaged goods, CC BY 4.0; else simulated look-alike scans).
+  licence allows showing them: packaged goods, CC BY 4.0; else synthetic scans without wildlife).
 """
 
 import argparse
@@ -75,6 +76,7 @@ def main():
             (T.CLASSES.index(r["label"]), *(float(r[k]) for k in ("x0", "y0", "x1", "y1"))))
     files = [r["file"] for r in rows]
     sources = sorted({r["label"] for r in rows} - {"synthetic"})
+    objects = {Path(r["file"]).name: r["objects"] for r in csv.DictReader(open(a.set / "manifest.csv"))}
 
     if a.metrics:
         m = json.loads(a.metrics.read_text())["models"][0]
@@ -101,7 +103,7 @@ def main():
         results[md.name] = (th, detect(onnx, files))
     print("\n**Operating points** (one threshold for all labels; synthetic test detection rate per "
           "label; real test scans flagged, `_val` rows left out)\n")
-    head = "| model | threshold | " + " | ".join(T.CLASSES) + " | look-alike-only synthetic flagged | " \
+    head = "| model | threshold | " + " | ".join(T.CLASSES) + " | no wildlife: look-alikes / nothing added | " \
         + "real test scans flagged | " + " | ".join(s for s in sources if not s.endswith("_val")) + " |"
     print(head + "\n" + "|---" * (head.count("|") - 1) + "|")
     for name, (th, dets) in results.items():
@@ -118,11 +120,12 @@ def main():
                         found += any(cc == c and s >= t and T.box_iou(b, row[1:]) >= 0.5 for cc, s, *b in d)
                 cell.append(f"{found / max(total, 1):.1%}")
             per = {}
-            look = [0, 0]
+            look, plain = [0, 0], [0, 0]
             for r, (d, _) in zip(rows, dets):
                 hit = any(s >= (th[T.CLASSES[c]] if lv == "shipped" else lv) for c, s, *_ in d)
                 if r["label"] == "synthetic" and not truth.get(r["file"]):
-                    look = [look[0] + hit, look[1] + 1]
+                    g = look if objects.get(Path(r["file"]).name) else plain
+                    g[0], g[1] = g[0] + hit, g[1] + 1
                 if r["label"] == "synthetic" or r["label"].endswith("_val"):
                     continue
                 k, n = per.get(r["label"], (0, 0))
@@ -130,7 +133,7 @@ def main():
             k = sum(v[0] for v in per.values())
             n = sum(v[1] for v in per.values())
             label = "shipped" if lv == "shipped" else f"{lv:.2f}"
-            print(f"| {name} | {label} | " + " | ".join(cell) + f" | {look[0]}/{look[1]} | {k / n:.1%} ({k}/{n}) | "
+            print(f"| {name} | {label} | " + " | ".join(cell) + f" | {look[0]}/{look[1]} / {plain[0]}/{plain[1]} | {k / n:.1%} ({k}/{n}) | "
                   + " | ".join(f"{per[s][0]}/{per[s][1]}" for s in sources if not s.endswith("_val")) + " |")
 
     if a.pictures:
@@ -162,7 +165,7 @@ def main():
             tile = Image.new("RGB", (400, 420), (30, 30, 30))
             tile.paste(im, (0, 20))
             kind = "hit" if f in hits else "miss" if f in misses else "false alarm" if f in alarms \
-                else "false alarm (look-alikes)"
+                else "false alarm (no wildlife)"
             ImageDraw.Draw(tile).text((4, 4), f"{kind}: {Path(f).name}", fill=(255, 255, 255))
             tiles.append(tile)
         sheet = Image.new("RGB", (400 * 4, 420 * ((len(tiles) + 3) // 4)), (0, 0, 0))
@@ -171,7 +174,7 @@ def main():
         sheet.save(a.pictures, quality=85)
         print(f"\npictures: {a.pictures} ({', '.join(Path(p).name for p in picks)}); "
               f"hits {len(hits)}, misses {len(misses)}, packaged-goods false alarms {len(alarms)}, "
-              f"look-alike-only synthetic false alarms {len(looks)}")
+              f"synthetic false alarms without wildlife {len(looks)}")
 
 
 if __name__ == "__main__":

@@ -78,14 +78,17 @@ class Scene:
         self.high[ys:ye, xs:xe] += m.mu_high * t
 
     def transmissions(
-        self, rng: np.random.Generator, blur: float = 0.7, noise: float = 0.008
+        self, rng: np.random.Generator, blur: float = 0.7, noise: float = 0.008, noise_outside: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Detector readings at both energies: blurred by the detector's spread, with photon noise
-        that grows as fewer photons get through."""
+        that grows as fewer photons get through. `noise_outside=False` keeps the noise inside the
+        objects only (the same random draws), for projection onto a real scan, which has its own."""
         out = []
         for a in (self.low, self.high):
-            t = np.exp(-ndimage.gaussian_filter(a, blur))
-            t = t + rng.normal(0.0, noise, t.shape) * np.sqrt(t)
+            b = ndimage.gaussian_filter(a, blur)
+            t = np.exp(-b)
+            n = rng.normal(0.0, noise, t.shape) * np.sqrt(t)
+            t = t + n if noise_outside else np.where(b > 1e-3, t + n, t)
             out.append(np.clip(t, 1e-4, 1.0))
         return out[0], out[1]
 

