@@ -34,4 +34,10 @@ if [ ! -f .cache/xray-v3-test/eval.csv ]; then
   scripts/setup-python.sh
   .venv/bin/python scripts/xray/synth.py --out .cache/xray-v3-test --backgrounds 2 --seed 20261204 --train 0 --val 0 --test 600
 fi
+# The same split with the render noise inside objects only (xray-v3's card, "A render shortcut"),
+# and both as projected-scan-only eval lists (about 1.5 minutes).
+if [ ! -f .cache/xray-v3-test-clean/xray-v3-test-clean-labels.csv ]; then
+  scripts/setup-python.sh
+  .venv/bin/python scripts/xray/shortcut_check.py --files-only
+fi
 cargo test --test quality -- --nocapture "$@"

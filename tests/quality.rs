@@ -222,6 +222,37 @@ fn xray_v3_reproduces_its_model_card() {
     xray_reproduces_its_model_card("xray-v3", ".cache/xray-v3-test", &XRAY_V3_FLOORS, XRAY_V3_MAX_ALARM_RATE);
 }
 
+/// Detection per label on the test scans projected onto real backgrounds, rendered with the
+/// simulator's noise inside the objects only (xray-v3's card, "A render shortcut", measured
+/// 2026-12-04): xray-v3 and xray-v1.
+const CLEAN_V3: [(&str, f64); 3] = [("ivory", 0.654), ("pangolin_scales", 0.787), ("live_reptile", 0.681)];
+const CLEAN_V1: [(&str, f64); 3] = [("ivory", 0.591), ("pangolin_scales", 0.713), ("live_reptile", 0.607)];
+
+/// The default switch rests on xray-v3 finding more than xray-v1 where the render shortcut cannot
+/// help it: on real backgrounds without the simulator's noise around the objects, every label,
+/// and no more wildlife-free projected scans flagged; both as on the card.
+#[test]
+fn xray_v3_beats_xray_v1_without_the_render_shortcut() {
+    let set = common::root().join(".cache/xray-v3-test-clean");
+    let (labels, boxes) = (set.join("xray-v3-test-clean-labels.csv"), set.join("xray-v3-test-clean-boxes.csv"));
+    assert!(labels.is_file(), "{} is missing: scripts/quality.sh makes it", labels.display());
+    let rate = |model: &str| {
+        let report = common::eval_boxes(std::path::Path::new("/"), &labels, &boxes, Some(model));
+        assert!(report["failed"].as_object().unwrap().is_empty(), "{}", report["failed"]);
+        report["models"][0].clone()
+    };
+    let (v3, v1) = (rate("xray-v3"), rate("xray-v1"));
+    for ((label, card3), (_, card1)) in CLEAN_V3.iter().zip(CLEAN_V1.iter()) {
+        let (a, b) = (v3["boxes"][label]["detection_rate"].as_f64().unwrap(), v1["boxes"][label]["detection_rate"].as_f64().unwrap());
+        println!("quality: clean rendering, {label}: xray-v3 {a:.4} (card {card3}), xray-v1 {b:.4} (card {card1})");
+        assert!((a - card3).abs() <= 0.005 && (b - card1).abs() <= 0.005, "{label}: xray-v3 {a}, xray-v1 {b}");
+        assert!(a > b, "{label}: xray-v3 {a} does not beat xray-v1 {b}");
+    }
+    let flagged = |m: &serde_json::Value| m["flagged_any_by_dataset_label"]["no_wildlife"][0].as_u64().unwrap();
+    println!("quality: clean rendering, wildlife-free projected scans flagged: xray-v3 {}, xray-v1 {}", flagged(&v3), flagged(&v1));
+    assert!(flagged(&v3) <= flagged(&v1));
+}
+
 /// `tusk eval --boxes` with `model` on its synthetic test scans and the real scans it never trained
 /// on (`set`, made by scripts/quality.sh) equals models/<model>/metrics.json: detection rate and AP
 /// per label within 0.5 points, scans flagged per source; and stays above the floors.

@@ -55,6 +55,9 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=600)
     ap.add_argument("--model", action="append", help="model names (default xray-v1, xray-v2, xray-v3)")
     ap.add_argument("--tusk", type=Path, default=ROOT / "target/release/tusk")
+    ap.add_argument("--files-only", action="store_true",
+                    help="render and write SET/SET-labels.csv, SET/SET-boxes.csv (and the clean set's), no eval "
+                         "(scripts/quality.sh: tests/quality.rs evaluates them)")
     a = ap.parse_args()
     models = a.model or ["xray-v1", "xray-v2", "xray-v3"]
     clean = a.set.parent / f"{a.set.name}-clean"
@@ -62,6 +65,10 @@ def main() -> None:
         subprocess.run([sys.executable, str(ROOT / "scripts/xray/synth.py"), "--out", str(clean), "--backgrounds",
                         str(a.backgrounds), "--seed", str(a.seed), "--train", "0", "--val", "0", "--test", str(a.test),
                         "--noise-inside-objects"], check=True, stdout=subprocess.DEVNULL)
+    if a.files_only:
+        for d in (a.set, clean):
+            projected_eval_files(d, d)
+        return
     print("| model | rendering | " + " | ".join(LABELS) + " | projected scans without wildlife flagged |")
     print("|---|---|---|---|---|---|")
     for model in models:
