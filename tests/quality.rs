@@ -236,12 +236,12 @@ fn xray_v3_beats_xray_v1_without_the_render_shortcut() {
     let set = common::root().join(".cache/xray-v3-test-clean");
     let (labels, boxes) = (set.join("xray-v3-test-clean-labels.csv"), set.join("xray-v3-test-clean-boxes.csv"));
     assert!(labels.is_file(), "{} is missing: scripts/quality.sh makes it", labels.display());
-    let rate = |model: &str| {
+    let measured = |model: &str| {
         let report = common::eval_boxes(std::path::Path::new("/"), &labels, &boxes, Some(model));
         assert!(report["failed"].as_object().unwrap().is_empty(), "{}", report["failed"]);
         report["models"][0].clone()
     };
-    let (v3, v1) = (rate("xray-v3"), rate("xray-v1"));
+    let (v3, v1) = (measured("xray-v3"), measured("xray-v1"));
     for ((label, card3), (_, card1)) in CLEAN_V3.iter().zip(CLEAN_V1.iter()) {
         let (a, b) = (v3["boxes"][label]["detection_rate"].as_f64().unwrap(), v1["boxes"][label]["detection_rate"].as_f64().unwrap());
         println!("quality: clean rendering, {label}: xray-v3 {a:.4} (card {card3}), xray-v1 {b:.4} (card {card1})");

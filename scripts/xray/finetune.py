@@ -222,8 +222,8 @@ def main():
                     help="tinydet: --init's network fine-tuned; lite0: litedet.LiteDet from ImageNet weights")
     ap.add_argument("--init", type=Path, default=ROOT / "models/xray-v1/xray-v1.onnx")
     ap.add_argument("--warm", type=Path, default=None,
-                    help="a finished run's checkpoint.pt: its weights start this run (fresh optimiser and "
-                         "schedule), to train a model further in a later session")
+                    help="a finished run's checkpoint.pt or weights.pt: its weights start this run (fresh "
+                         "optimiser and schedule), to train a model further in a later session")
     ap.add_argument("--frozen", type=int, default=4,
                     help="lite0: leading stages not trained (with the stem); 4 keeps the backward pass to the 24 x 24 and 12 x 12 maps")
     ap.add_argument("--backbone-lr-scale", type=float, default=0.25,

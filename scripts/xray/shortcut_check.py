@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LABELS = ("ivory", "pangolin_scales", "live_reptile")
 
 
-def projected_eval_files(set_dir: Path, out: Path) -> tuple[Path, Path]:
-    """Labels and boxes CSVs of `set_dir`'s projected test scans, for `tusk eval`: dataset label
-    `wildlife` or `no_wildlife`, so the report counts flagged scans of each."""
+def projected_eval_files(set_dir: Path) -> tuple[Path, Path]:
+    """Labels and boxes CSVs of `set_dir`'s projected test scans, written into it, for `tusk eval`:
+    dataset label `wildlife` or `no_wildlife`, so the report counts flagged scans of each."""
     rows = [r for r in csv.DictReader(open(set_dir / "manifest.csv")) if r["split"] == "test"]
     boxes = list(csv.DictReader(open(set_dir / "eval_boxes.csv")))
     with_boxes = {Path(b["file"].strip()).name for b in boxes}
@@ -34,7 +34,7 @@ def projected_eval_files(set_dir: Path, out: Path) -> tuple[Path, Path]:
         if not r["background"].startswith("sim"):
             name = Path(r["file"].strip()).name
             keep[str(set_dir.resolve() / r["file"].strip())] = "wildlife" if name in with_boxes else "no_wildlife"
-    labels, box_csv = out / f"{set_dir.name}-labels.csv", out / f"{set_dir.name}-boxes.csv"
+    labels, box_csv = set_dir / f"{set_dir.name}-labels.csv", set_dir / f"{set_dir.name}-boxes.csv"
     with open(labels, "w") as f:
         f.write("file,label\n")
         f.writelines(f"{k},{v}\n" for k, v in sorted(keep.items()))
@@ -65,15 +65,14 @@ def main() -> None:
         subprocess.run([sys.executable, str(ROOT / "scripts/xray/synth.py"), "--out", str(clean), "--backgrounds",
                         str(a.backgrounds), "--seed", str(a.seed), "--train", "0", "--val", "0", "--test", str(a.test),
                         "--noise-inside-objects"], check=True, stdout=subprocess.DEVNULL)
+    renderings = [("noise everywhere (as trained)", projected_eval_files(a.set)),
+                  ("noise inside objects only", projected_eval_files(clean))]
     if a.files_only:
-        for d in (a.set, clean):
-            projected_eval_files(d, d)
         return
     print("| model | rendering | " + " | ".join(LABELS) + " | projected scans without wildlife flagged |")
     print("|---|---|---|---|---|---|")
     for model in models:
-        for name, d in (("noise everywhere (as trained)", a.set), ("noise inside objects only", clean)):
-            labels, boxes = projected_eval_files(d, d)
+        for name, (labels, boxes) in renderings:
             out = subprocess.run([str(a.tusk), "eval", "/", "--kind", "xray", "--labels", str(labels), "--boxes",
                                   str(boxes), "--model", model, "--json"], check=True, capture_output=True, text=True)
             m = json.loads(out.stdout)["models"][0]
