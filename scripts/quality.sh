@@ -21,18 +21,18 @@ fi
 # the list of real scans that were no training background.
 if [ ! -f .cache/xray-test/eval.csv ]; then
   scripts/setup-python.sh
-  .venv/bin/python scripts/xray/synth.py --out .cache/xray-test --train 0 --val 0 --test 600
+  .venv/bin/python scripts/xray/synth.py --out .cache/xray-test --train 0 --val 0 --test 600 --noise-everywhere
 fi
 # xray-v2's: the same generator on the version-2 split of the real scans (more/ added, EDS held
 # out), its own seed.
 if [ ! -f .cache/xray-v2-test/eval.csv ]; then
   scripts/setup-python.sh
-  .venv/bin/python scripts/xray/synth.py --out .cache/xray-v2-test --backgrounds 2 --seed 20261203 --train 0 --val 0 --test 600
+  .venv/bin/python scripts/xray/synth.py --out .cache/xray-v2-test --backgrounds 2 --seed 20261203 --train 0 --val 0 --test 600 --noise-everywhere
 fi
 # xray-v3's (the default): a fresh render of the same real-scan split, seed 20261204.
 if [ ! -f .cache/xray-v3-test/eval.csv ]; then
   scripts/setup-python.sh
-  .venv/bin/python scripts/xray/synth.py --out .cache/xray-v3-test --backgrounds 2 --seed 20261204 --train 0 --val 0 --test 600
+  .venv/bin/python scripts/xray/synth.py --out .cache/xray-v3-test --backgrounds 2 --seed 20261204 --train 0 --val 0 --test 600 --noise-everywhere
 fi
 # The same split with the render noise inside objects only (xray-v3's card, "A render shortcut"),
 # and both as projected-scan-only eval lists (about 1.5 minutes).

@@ -2,9 +2,10 @@
 
   shortcut_check.py [--set .cache/xray-v3-test] [--seed 20261204] [--model xray-v1 ...]
 
-synth.py projects wildlife onto real scans and, by default, adds simulated photon noise to the
-whole scan, the real pixels around the objects included; a raw scan from a station has no such
-noise. This renders the same test split again with `--noise-inside-objects` (same objects, same
+synth.py projected wildlife onto real scans and, until 2026-12-04 (now `--noise-everywhere`), added
+simulated photon noise to the whole scan, the real pixels around the objects included; a raw scan
+from a station has no such noise. SET is such a rendering (scripts/quality.sh makes xray-v3's);
+this renders the same test split again with `--noise-inside-objects` (same objects, same
 boxes; outside them the raw scan), then measures each model through `tusk eval --boxes` on the
 projected scans of both renderings: detection per label, and the share of projected scans
 without wildlife that are flagged. A model that lost detection on the clean rendering was

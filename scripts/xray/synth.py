@@ -6,6 +6,8 @@ Two kinds of scan:
 - threat image projection (TIP): a wildlife item (or a look-alike, or nothing) rendered alone and
   multiplied into a real scan from ../shared/datasets/xray in transmission space (per colour
   channel for the pseudo-colour SIXray scans, on the gray level for GDXray and the packaged goods).
+  Simulated photon noise goes inside the objects only, so the real scan around them stays as raw
+  as a station's (--noise-everywhere: the rendering xray-v1 to xray-v3 were made with).
 
 Splits keep the test set unseen: real backgrounds are split by file (train / val / test / unused;
 every real scan that is not a train background stays available for measuring false alarms), and
@@ -262,10 +264,15 @@ def main():
     ap.add_argument("--both", action="store_true",
                     help="also write each simulated scan in its other rendering (SPLIT/other/NAME.png: 16-bit "
                          "grayscale for a colour scan, pseudo-colour for a grayscale one; same boxes)")
-    ap.add_argument("--noise-inside-objects", action="store_true",
-                    help="on projected scans, simulated photon noise inside the objects only: the real scan "
-                         "around them stays as it was (else a detector can tell a rendered scan from a raw one; "
-                         "models/xray-v3/MODEL_CARD.md, 'A render shortcut')")
+    noise = ap.add_mutually_exclusive_group()
+    noise.add_argument("--noise-inside-objects", dest="noise_everywhere", action="store_false", default=False,
+                       help="the default: on projected scans, simulated photon noise inside the objects only; the "
+                            "real scan around them stays as it was, as a station's raw scan is")
+    noise.add_argument("--noise-everywhere", dest="noise_everywhere", action="store_true", default=False,
+                       help="the rendering before 2026-12-04 (xray-v1, -v2 and -v3 were trained and measured on "
+                            "it; reproduces their data byte for byte): photon noise over the whole projected scan, "
+                            "which a detector can learn to tell from a raw one (models/xray-v3/MODEL_CARD.md, "
+                            "'A render shortcut')")
     a = ap.parse_args()
     bgs = real_backgrounds(a.xray, a.backgrounds)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -279,7 +286,7 @@ def main():
         (a.out / split / "labels").mkdir(parents=True, exist_ok=True)
         mine = [p for p, s in bgs if s == split]
         jobs += [(split, i, a.seed, a.size, str(a.xray), mine, str(a.out), a.square, a.both,
-                  not a.noise_inside_objects) for i in range(n)]
+                  a.noise_everywhere) for i in range(n)]
     with Pool(a.workers) as pool:
         rows = pool.map(one, jobs, chunksize=8)
     with open(a.out / "manifest.csv", "w", newline="") as f:

