@@ -29,13 +29,15 @@ if [ ! -f .cache/xray-v2-test/eval.csv ]; then
   scripts/setup-python.sh
   .venv/bin/python scripts/xray/synth.py --out .cache/xray-v2-test --backgrounds 2 --seed 20261203 --train 0 --val 0 --test 600 --noise-everywhere
 fi
-# xray-v3's (the default): a fresh render of the same real-scan split, seed 20261204.
+# xray-v3's: a fresh render of the same real-scan split, seed 20261204, in the rendering it was
+# trained on (noise over the whole scan).
 if [ ! -f .cache/xray-v3-test/eval.csv ]; then
   scripts/setup-python.sh
   .venv/bin/python scripts/xray/synth.py --out .cache/xray-v3-test --backgrounds 2 --seed 20261204 --train 0 --val 0 --test 600 --noise-everywhere
 fi
-# The same split with the render noise inside objects only (xray-v3's card, "A render shortcut"),
-# and both as projected-scan-only eval lists (about 1.5 minutes).
+# The same split with the render noise inside objects only (synth.py's default since xray-v3's
+# card, "A render shortcut"): xray-v4's (the default) test split; and both renderings as
+# projected-scan-only eval lists (about 1.5 minutes).
 if [ ! -f .cache/xray-v3-test-clean/xray-v3-test-clean-labels.csv ]; then
   scripts/setup-python.sh
   .venv/bin/python scripts/xray/shortcut_check.py --files-only

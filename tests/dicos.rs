@@ -152,7 +152,7 @@ fn assert_report_matches(report: &Value, answer: &Value, dx: Option<(&str, Optio
     assert_eq!(threats.len(), detections.len(), "{what}: {report}");
     let algorithm: Vec<&str> = report["algorithm"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(algorithm[0], "tusk", "{what}");
-    assert!(algorithm.iter().any(|a| a.starts_with("xray-v3 ")), "{what}: {algorithm:?}");
+    assert!(algorithm.iter().any(|a| a.starts_with("xray-v4 ")), "{what}: {algorithm:?}");
     for (i, (t, d)) in threats.iter().zip(detections).enumerate() {
         assert_eq!(t["id"], i, "{what}");
         assert_eq!(t["category"], "CONTRABAND", "{what}");

@@ -360,7 +360,7 @@ fn reviewed_flags_measure_models_and_export_training_data() {
     assert_eq!((ivory["confirmed"].as_u64(), ivory["rejected"].as_u64()), (Some(2), Some(1)), "{ivory}");
     assert!((ivory["precision"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
     assert_eq!(ivory["reasons"], json!({"resin": 1}));
-    assert_eq!(row("xray-v3", "live_reptile")["confirmed"], 1);
+    assert_eq!(row("xray-v4", "live_reptile")["confirmed"], 1);
     let table = common::succeeded(common::tusk(&["eval", "--reviewed", "--db", db.to_str().unwrap()]), "tusk eval --reviewed");
     assert!(table.contains("listing-v1") && table.contains("0.667"), "{table}");
 

@@ -60,7 +60,7 @@ fn s3_scan_gives_the_same_results_as_the_local_scan() {
         assert_eq!(r["kind"], "xray");
         let scores = r["scores"].as_object().unwrap();
         assert!(
-            scores.contains_key("xray-v3") && !scores.contains_key("listing-v1"),
+            scores.contains_key("xray-v4") && !scores.contains_key("listing-v1"),
             "only the X-ray model runs on an X-ray scan: {scores:?}"
         );
         assert!(r["hashes"]["phash"].is_string());

@@ -172,7 +172,7 @@ fn endpoints_roles_reposts_and_operations() {
     assert_eq!(first["detections"], again["detections"]);
     assert_eq!(common::count(&s.db(), "SELECT COUNT(*) FROM objects WHERE kind = 'xray'"), 1);
     assert_eq!(first["schema_version"], 1);
-    assert!(first["models"]["xray-v3"].is_string());
+    assert!(first["models"]["xray-v4"].is_string());
     let id = first["object_id"].as_i64().unwrap();
 
     // The stored object reads back the same; its overlay is the scan with boxes.
@@ -214,7 +214,7 @@ fn endpoints_roles_reposts_and_operations() {
     let metrics = String::from_utf8(s.call("GET", "/metrics", None, None).bytes).unwrap();
     assert!(metrics.contains("tusk_http_requests_total{route=\"/v1/scans\",status=\"200\"}"), "{metrics}");
     assert!(metrics.contains("tusk_http_request_duration_seconds_bucket{route=\"/v1/scans\",status=\"2xx\",le=\"0.1\"}"));
-    assert!(metrics.contains("tusk_inference_seconds_count{model=\"xray-v3\"}"));
+    assert!(metrics.contains("tusk_inference_seconds_count{model=\"xray-v4\"}"));
     assert!(!s.log().contains(&s.station), "no token in the log");
 
     // A revoked token stops working within the reload interval.

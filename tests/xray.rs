@@ -1,4 +1,4 @@
-//! Parcel X-ray scans through the real pipeline with the default detector (models/xray-v3):
+//! Parcel X-ray scans through the real pipeline with the default detector (models/xray-v4):
 //! boxes land where the true objects are, in the store and the JSONL; negatives are not flagged;
 //! 8-bit colour, 16-bit PNG and 16-bit TIFF scans all decode; review images are written for
 //! flagged scans only; `tusk eval --boxes` measures boxes; a detector manifest that disagrees with
@@ -8,7 +8,7 @@
 //! scripts/xray/synth.py's `simulated(np.random.default_rng([777, 2, i]), "test", 448)` for
 //! i = 2, 15, 16, 17, 20, 28 (the test split's shape families, held-out ones included), saved as
 //! `fx_{i}_{rendering}.png|.tiff`, with their true boxes in truth.csv. The six were picked from
-//! the first 40 such scans as ones xray-v1 got right; xray-v3, the default since, gets them right
+//! the first 40 such scans as ones xray-v1 got right; xray-v3 and xray-v4, the defaults since, get them right
 //! too (a regression check; the models' accuracy is measured by scripts/quality.sh on 600 test
 //! scans and the real scans).
 
@@ -76,7 +76,7 @@ fn scans_get_boxes_where_the_objects_are_and_review_images_for_flagged_ones_only
             assert!(dets.is_empty(), "{file} holds no wildlife but got {dets:?}");
         }
         for d in dets {
-            assert_eq!(d["model"], "xray-v3");
+            assert_eq!(d["model"], "xray-v4");
             let b: Vec<f64> = d["box"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
             assert!(b[0] >= 0.0 && b[1] >= 0.0 && b[2] <= w && b[3] <= h && b[0] < b[2] && b[1] < b[3], "{file}: {b:?}");
         }
@@ -123,7 +123,7 @@ fn eval_with_boxes_reports_ap_and_detection_rate() {
     std::fs::write(&boxes, only_boxes.join("\n")).unwrap();
     let report = common::eval_boxes(&fixtures(), &labels, &boxes, None);
     let m = &report["models"][0];
-    assert_eq!(m["model"], "xray-v3");
+    assert_eq!(m["model"], "xray-v4");
     for label in ["ivory", "pangolin_scales", "live_reptile"] {
         let b = &m["boxes"][label];
         assert_eq!(b["detection_rate"].as_f64(), Some(1.0), "{label}: {b}");
@@ -152,10 +152,10 @@ fn setup_error(dir: &std::path::Path, extra: &[&str]) -> String {
 fn a_detector_manifest_that_disagrees_with_its_model_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");
-    let xray = models.join("xray-v3");
+    let xray = models.join("xray-v4");
     std::fs::create_dir_all(&xray).unwrap();
-    let src = common::models_dir().join("xray-v3");
-    std::fs::copy(src.join("xray-v3.onnx"), xray.join("xray-v3.onnx")).unwrap();
+    let src = common::models_dir().join("xray-v4");
+    std::fs::copy(src.join("xray-v4.onnx"), xray.join("xray-v4.onnx")).unwrap();
     let toml = std::fs::read_to_string(src.join("model.toml")).unwrap();
     std::fs::write(xray.join("model.toml"), toml.replace("classes = 3", "classes = 4")).unwrap();
     let err = setup_error(dir.path(), &["--models", models.to_str().unwrap()]);

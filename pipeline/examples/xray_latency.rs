@@ -20,7 +20,7 @@ fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut args = std::env::args().skip(1);
     let scans = args.next().map(std::path::PathBuf::from).expect("usage: xray_latency SCANS_DIR [MODEL_DIR] [ROUNDS]");
-    let model_dir = args.next().map(std::path::PathBuf::from).unwrap_or_else(|| root.join("models/xray-v3"));
+    let model_dir = args.next().map(std::path::PathBuf::from).unwrap_or_else(|| root.join("models/xray-v4"));
     let rounds: usize = args.next().map(|r| r.parse().expect("ROUNDS")).unwrap_or(3);
     let manifest = ModelManifest::load(&model_dir.join("model.toml")).expect("manifest");
     let mut model = Model::load(&manifest, 1).expect("model");

@@ -3,7 +3,7 @@
 # (pseudo-colour PNG, 16-bit PNG and 16-bit TIFF; made once by scripts/xray/synth.py into
 # .cache/bench/xray1024), one inference thread, one scan at a time; prints p50/p99 of
 # decode -> hashes -> letterbox -> detector -> boxes, and each stage's median.
-# Extra arguments: [MODEL_DIR] [ROUNDS] (default models/xray-v3, the default detector; 3).
+# Extra arguments: [MODEL_DIR] [ROUNDS] (default models/xray-v4, the default detector; 3).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"

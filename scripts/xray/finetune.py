@@ -250,7 +250,7 @@ def main():
                     help="per-channel attenuation gain and gamma spread (scanner_jitter); 0: off")
     ap.add_argument("--target-recall", type=float, default=0.90)
     ap.add_argument("--max-fa", type=float, default=0.02)
-    ap.add_argument("--limit", type=int, default=0, help="first N synthetic train scans only (smoke tests)")
+    ap.add_argument("--limit", type=int, default=0, help="first N synthetic train scans only (smoke tests; xray-v4 trains on the first 2,000)")
     ap.add_argument("--seed", type=int, default=1203)
     a = ap.parse_args()
     torch.manual_seed(a.seed)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains tusk's X-ray detector. Never run in CI: CI uses the committed models. Fixed seeds.
-#   scripts/xray/train.sh [--version xray-v1|xray-v2|xray-v3|xray-v3-cpu] [extra arguments for the last training step]
+#   scripts/xray/train.sh [--version xray-v1|xray-v2|xray-v3|xray-v3-cpu|xray-v4] [extra arguments for the last training step]
 #
 # xray-v1 (default; GPU recommended): trained from scratch on synthetic scans
 #   1. .venv (numpy, scipy, Pillow) and .venv-train (torch, torchvision, onnx)
@@ -44,10 +44,21 @@
 #   5. and again from 4's: 3 epochs, lr 3e-4 -> .cache/xray-v3-cpu (64 min). Each step fits one CPU
 #      session; its checkpoint carries it to the next (the 2026-12-04 continuation in the trial record)
 #
+# xray-v4 (the default since 2026-12-04; CPU, about 30 minutes on 2 cores, but it starts from
+#   xray-v3's PyTorch weights, which only the GPU recipe above writes): xray-v3 fine-tuned on renders
+#   without the render shortcut (synth.py's default since then: noise inside the objects only)
+#   1. as above
+#   2. synth.py --backgrounds 2 --seed 20261204 --train 2000 --val 400 --test 0 into .cache/xray-v4-clean
+#      (xray-v3's first 2,000 training and all 400 validation scans, rendered without the shortcut) — ~5 min
+#   3. finetune.py --arch lite0 --frozen 5 --warm xray-v3's weights.pt: stages 5-6, pyramid and head,
+#      2 epochs, lr 3e-4 without warm-up, 12 real benign scans in every batch of 32 (half hard-mined),
+#      scanner jitter 0.2, seed 1208 -> models/xray-v4 (22 min; models/xray-v3/trials/clean-finetune.md)
+#
 # Then copy the printed sha256 and thresholds into models/<version>/model.toml and measure:
 #   tusk eval / --kind xray --labels SET/eval.csv --boxes SET/eval_boxes.csv --model <version> --json
 #   (SET: .cache/xray-test for xray-v1, .cache/xray-v2-test for xray-v2, .cache/xray-v3-test for
-#   xray-v3, as scripts/quality.sh makes them) > models/<version>/metrics.json
+#   xray-v3, .cache/xray-v3-test-clean for xray-v4, as scripts/quality.sh makes them)
+#   > models/<version>/metrics.json
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -89,6 +100,18 @@ case "$version" in
     $py scripts/xray/finetune.py --arch lite0 --data $data --warm .cache/xray-v3b-train/checkpoint.pt \
         --work .cache/xray-v3c-train --out .cache/xray-v3-cpu --lr 3e-4 --epochs 3 --channel-jitter 0.2 --seed 1205 "$@"
     exit 0 ;;
+  xray-v4)
+    # xray-v3's PyTorch weights: models/xray-v3/weights.pt after train.sh --version xray-v3 (GPU),
+    # or the copy brought back from the GPU machine that made models/xray-v3
+    warm=models/xray-v3/weights.pt
+    [ -f $warm ] || warm=.cache/xray-v3-gpu/weights.pt
+    [ -f $warm ] || { echo "train.sh: xray-v4 starts from xray-v3's weights.pt; run train.sh --version xray-v3 on a GPU first" >&2; exit 2; }
+    data=.cache/xray-v4-clean
+    [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261204 \
+        --train 2000 --val 400 --test 0
+    $py scripts/xray/finetune.py --arch lite0 --frozen 5 --warm $warm --data $data --limit 2000 --work .cache/xray-v4-train \
+        --out models/xray-v4 --epochs 2 --lr 3e-4 --warmup 0 --negatives 12 --balance-sources --channel-jitter 0.2 \
+        --seed 1208 "$@" ;;
   *) echo "train.sh: unknown version $version" >&2; exit 2 ;;
 esac
 sha256sum "models/$version/$version.onnx"
