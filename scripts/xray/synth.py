@@ -275,6 +275,9 @@ def main():
                             "'A render shortcut')")
     a = ap.parse_args()
     bgs = real_backgrounds(a.xray, a.backgrounds)
+    if not bgs and not a.square:
+        sys.exit(f"synth.py: no real scans under {a.xray} to project onto (../shared/datasets/xray beside the "
+                 "checkout, or --xray DIR); without them every scan would silently be a simulated parcel")
     a.out.mkdir(parents=True, exist_ok=True)
     with open(a.out / "backgrounds.csv", "w", newline="") as f:
         w = csv.writer(f)

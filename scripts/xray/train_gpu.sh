@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# xray-v3 on one CUDA GPU in under 10 minutes: the Lite0 detector trained whole from ImageNet (how
-# models/xray-v3 was made; train.sh --version xray-v3 repeats it with the epoch count fixed).
+# The Lite0 detector trained whole from ImageNet on one CUDA GPU in under 10 minutes: how
+# models/xray-v3 was made (with SYNTH_EXTRA=--noise-everywhere; train.sh --version xray-v3 repeats it
+# with the epoch count fixed). Run as it is, it trains the whole trunk on renders without the render
+# shortcut: the next step after xray-v4, which only retrained xray-v3's last stages that way.
 #   scripts/xray/train_gpu.sh XRAY OUT [SECONDS]
 #
 # The CPU recipe (train.sh --version xray-v3-cpu) keeps Lite0's stem and stages 0-3 frozen and needs
