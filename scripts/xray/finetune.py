@@ -43,15 +43,19 @@ from synth import source_of  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def from_onnx(model: T.TinyDet, path: Path) -> None:
-    """Loads an exported TinyDet's weights: a Conv node named /m/<module path>/Conv holds the
-    convolution with its batch norm folded in; the norm becomes x + bias (running var 1 - eps)."""
+def from_onnx(model: nn.Module, path: Path) -> None:
+    """Loads an exported TinyDet's or LiteDet's weights: a Conv node named /m/<module path>/Conv
+    holds the convolution with its batch norm (the norm registered right after it) folded in; the
+    norm becomes x + bias (running var 1 - eps), which is the same function while norms are frozen."""
     import onnx
     from onnx import numpy_helper
 
     g = onnx.load(str(path)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     mods = dict(model.named_modules())
+    order = list(model.named_modules())
+    norm_after = {k: order[i + 1][1] for i, (k, m) in enumerate(order[:-1])
+                  if isinstance(m, nn.Conv2d) and isinstance(order[i + 1][1], nn.BatchNorm2d)}
     done = set()
     for n in g.node:
         if n.op_type != "Conv" or not n.name.startswith("/m/"):
@@ -71,8 +75,7 @@ def from_onnx(model: T.TinyDet, path: Path) -> None:
             if conv.bias is not None:
                 conv.bias.copy_(torch.from_numpy(b))
             else:
-                parent = path_.rsplit(".", 1)[0]
-                bn = mods[parent + ".1"]
+                bn = norm_after[path_]
                 bn.weight.fill_(1.0)
                 bn.bias.copy_(torch.from_numpy(b))
                 bn.running_mean.zero_()
@@ -223,7 +226,9 @@ def main():
     ap.add_argument("--init", type=Path, default=ROOT / "models/xray-v1/xray-v1.onnx")
     ap.add_argument("--warm", type=Path, default=None,
                     help="a finished run's checkpoint.pt or weights.pt: its weights start this run (fresh "
-                         "optimiser and schedule), to train a model further in a later session")
+                         "optimiser and schedule), to train a model further in a later session; or a shipped "
+                         "model's ONNX file (batch norm folded: the same function, another parameterisation, "
+                         "so a run from it is close to, not the same as, one from the weights)")
     ap.add_argument("--frozen", type=int, default=4,
                     help="lite0: leading stages not trained (with the stem); 4 keeps the backward pass to the 24 x 24 and 12 x 12 maps")
     ap.add_argument("--backbone-lr-scale", type=float, default=0.25,
@@ -265,7 +270,10 @@ def main():
           f"{len(vneg_x)} real val scans in {time.time() - t0:.0f} s", flush=True)
 
     model, groups = build(a)
-    if a.warm:
+    if a.warm and a.warm.suffix == ".onnx":
+        from_onnx(model, a.warm)  # a shipped model (e.g. models/xray-v3/xray-v3.onnx), norms folded
+        print(f"weights from {a.warm}", flush=True)
+    elif a.warm:
         model.load_state_dict(torch.load(a.warm, weights_only=False, map_location="cpu")["model"])
         print(f"weights from {a.warm}", flush=True)
     model.to(dev)

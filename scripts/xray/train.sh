@@ -44,8 +44,9 @@
 #   5. and again from 4's: 3 epochs, lr 3e-4 -> .cache/xray-v3-cpu (64 min). Each step fits one CPU
 #      session; its checkpoint carries it to the next (the 2026-12-04 continuation in the trial record)
 #
-# xray-v4 (the default since 2026-12-04; CPU, about 30 minutes on 2 cores, but it starts from
-#   xray-v3's PyTorch weights, which only the GPU recipe above writes): xray-v3 fine-tuned on renders
+# xray-v4 (the default since 2026-12-04; CPU, about 30 minutes on 2 cores; exactly repeatable from
+#   xray-v3's PyTorch weights, which only the GPU recipe above writes, else started from xray-v3's
+#   committed ONNX with its batch norm folded: a close model): xray-v3 fine-tuned on renders
 #   without the render shortcut (synth.py's default since then: noise inside the objects only)
 #   1. as above
 #   2. synth.py --backgrounds 2 --seed 20261204 --train 2000 --val 400 --test 0 into .cache/xray-v4-clean
@@ -101,11 +102,13 @@ case "$version" in
         --work .cache/xray-v3c-train --out .cache/xray-v3-cpu --lr 3e-4 --epochs 3 --channel-jitter 0.2 --seed 1205 "$@"
     exit 0 ;;
   xray-v4)
-    # xray-v3's PyTorch weights: models/xray-v3/weights.pt after train.sh --version xray-v3 (GPU),
-    # or the copy brought back from the GPU machine that made models/xray-v3
+    # xray-v3's PyTorch weights (models/xray-v3/weights.pt after train.sh --version xray-v3 on a GPU,
+    # or the copy brought back from the GPU machine that made models/xray-v3) repeat the recipe
+    # exactly; without them, the committed ONNX (batch norm folded: the same network, another
+    # parameterisation, so a close model, not the same one)
     warm=models/xray-v3/weights.pt
     [ -f $warm ] || warm=.cache/xray-v3-gpu/weights.pt
-    [ -f $warm ] || { echo "train.sh: xray-v4 starts from xray-v3's weights.pt; run train.sh --version xray-v3 on a GPU first" >&2; exit 2; }
+    [ -f $warm ] || { warm=models/xray-v3/xray-v3.onnx; echo "train.sh: starting from $warm (no xray-v3 weights.pt)"; }
     data=.cache/xray-v4-clean
     [ -f $data/manifest.csv ] || .venv/bin/python scripts/xray/synth.py --out $data --backgrounds 2 --seed 20261204 \
         --train 2000 --val 400 --test 0
