@@ -52,8 +52,8 @@ def from_onnx(model: nn.Module, path: Path) -> None:
 
     g = onnx.load(str(path)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    mods = dict(model.named_modules())
     order = list(model.named_modules())
+    mods = dict(order)
     norm_after = {k: order[i + 1][1] for i, (k, m) in enumerate(order[:-1])
                   if isinstance(m, nn.Conv2d) and isinstance(order[i + 1][1], nn.BatchNorm2d)}
     done = set()
@@ -270,11 +270,11 @@ def main():
           f"{len(vneg_x)} real val scans in {time.time() - t0:.0f} s", flush=True)
 
     model, groups = build(a)
-    if a.warm and a.warm.suffix == ".onnx":
-        from_onnx(model, a.warm)  # a shipped model (e.g. models/xray-v3/xray-v3.onnx), norms folded
-        print(f"weights from {a.warm}", flush=True)
-    elif a.warm:
-        model.load_state_dict(torch.load(a.warm, weights_only=False, map_location="cpu")["model"])
+    if a.warm:
+        if a.warm.suffix == ".onnx":
+            from_onnx(model, a.warm)  # a shipped model (e.g. models/xray-v3/xray-v3.onnx), norms folded
+        else:
+            model.load_state_dict(torch.load(a.warm, weights_only=False, map_location="cpu")["model"])
         print(f"weights from {a.warm}", flush=True)
     model.to(dev)
     params = [p for g in groups for p in g["params"]]
