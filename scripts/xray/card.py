@@ -68,15 +68,22 @@ def main():
     ap.add_argument("--metrics", type=Path, help="tusk eval --json output at the shipped thresholds")
     ap.add_argument("--pictures", type=Path)
     ap.add_argument("--levels", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8")
+    ap.add_argument("--projected-only", action="store_true",
+                    help="of the synthetic test scans, only those projected onto a real scan (simulated "
+                         "parcels left out): the ones most like a real parcel")
     a = ap.parse_args()
+    manifest = list(csv.DictReader(open(a.set / "manifest.csv")))
     rows = list(csv.DictReader(open(a.set / "eval.csv")))
+    if a.projected_only:
+        simulated = {Path(r["file"]).name for r in manifest if r["background"].startswith("sim")}
+        rows = [r for r in rows if r["label"] != "synthetic" or Path(r["file"]).name not in simulated]
     truth = {}
     for r in csv.DictReader(open(a.set / "eval_boxes.csv")):
         truth.setdefault(r["file"], []).append(
             (T.CLASSES.index(r["label"]), *(float(r[k]) for k in ("x0", "y0", "x1", "y1"))))
     files = [r["file"] for r in rows]
     sources = sorted({r["label"] for r in rows} - {"synthetic"})
-    objects = {Path(r["file"]).name: r["objects"] for r in csv.DictReader(open(a.set / "manifest.csv"))}
+    objects = {Path(r["file"]).name: r["objects"] for r in manifest}
 
     if a.metrics:
         m = json.loads(a.metrics.read_text())["models"][0]
