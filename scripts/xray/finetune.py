@@ -156,12 +156,38 @@ def real_split(data: Path, xray: Path, split: str, size: int):
     return np.stack([im for im, _ in T.load_letterboxed([xray / f for f in rows], size)]), rows
 
 
+def zoom_out(x: torch.Tensor, targets: list, gen: torch.Generator, chance: float, smallest: float = 0.5):
+    """With probability `chance`, the whole batch shrunk by one factor drawn from [smallest, 1) and
+    placed at one random offset on tusk's letterbox grey (114): a large scan letterboxed to the
+    input size holds smaller objects than most training scans, and those are what the detector
+    misses (validation, objects under 48 px). Draws nothing from `gen` when `chance` is 0, so the
+    earlier recipes reproduce."""
+    if chance <= 0 or torch.rand(1, generator=gen) >= chance:
+        return x, targets
+    size = x.shape[-1]
+    f = smallest + (1 - smallest) * float(torch.rand(1, generator=gen))
+    side = max(1, round(size * f))
+    f = side / size
+    ox, oy = (int(v) for v in torch.randint(size - side + 1, (2,), generator=gen))
+    out = torch.full_like(x, 114 / 255.0)
+    out[..., oy : oy + side, ox : ox + side] = nn.functional.interpolate(x, size=(side, side), mode="bilinear",
+                                                                         align_corners=False, antialias=True)
+    t = []
+    for b in targets:
+        b = b.copy()
+        b[:, [1, 3]] = b[:, [1, 3]] * f + ox
+        b[:, [2, 4]] = b[:, [2, 4]] * f + oy
+        t.append(b)
+    return out, t
+
+
 def make_batch(tr_all, tr_t, neg_all, idx, negs, a, gen):
     """One training batch: synthetic scans `idx` with their boxes and real benign scans `negs`
-    (no boxes), augmented and scanner-jittered, on the data's device."""
+    (no boxes), augmented (zoom_out too when --zoom-out is set) and scanner-jittered, on the data's device."""
     x = torch.cat([tr_all[idx], neg_all[torch.from_numpy(negs)]]).permute(0, 3, 1, 2).float() / 255.0
     t = [tr_t[j] for j in idx.tolist()] + [np.zeros((0, 5), np.float32)] * len(negs)
     x, t = T.augment(x, t, a.size, gen)
+    x, t = zoom_out(x, t, gen, a.zoom_out)
     return scanner_jitter(x, gen, a.channel_jitter), t
 
 
@@ -253,6 +279,8 @@ def main():
     ap.add_argument("--mine-floor", type=float, default=0.2)
     ap.add_argument("--channel-jitter", type=float, default=0.0,
                     help="per-channel attenuation gain and gamma spread (scanner_jitter); 0: off")
+    ap.add_argument("--zoom-out", type=float, default=0.0,
+                    help="share of batches shrunk by a random factor in [0.5, 1) onto letterbox grey (zoom_out); 0: off")
     ap.add_argument("--target-recall", type=float, default=0.90)
     ap.add_argument("--max-fa", type=float, default=0.02)
     ap.add_argument("--limit", type=int, default=0, help="first N synthetic train scans only (smoke tests; xray-v4 trains on the first 2,000)")
@@ -381,6 +409,7 @@ def main():
         init=(str(a.warm) if a.warm else "ImageNet EfficientNet-Lite0" if a.arch == "lite0" else
               str(a.init.relative_to(ROOT)) if a.init.is_relative_to(ROOT) else str(a.init)), arch=a.arch,
         epochs=a.epochs, minutes=a.minutes, device=a.device, lr=a.lr, negatives=a.negatives, balance_sources=a.balance_sources, warmup=a.warmup,
+        zoom_out=a.zoom_out,
         log=log), indent=2))
     print(f"wrote {onnx_path} and thresholds.json", flush=True)
 
