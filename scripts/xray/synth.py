@@ -7,7 +7,8 @@ Two kinds of scan:
   multiplied into a real scan from ../shared/datasets/xray in transmission space (per colour
   channel for the pseudo-colour SIXray scans, on the gray level for GDXray and the packaged goods).
   Simulated photon noise goes inside the objects only, so the real scan around them stays as raw
-  as a station's (--noise-everywhere: the rendering xray-v1 to xray-v3 were made with).
+  as a station's (--noise-everywhere: the rendering xray-v1 to xray-v3 were made with;
+  --no-object-noise: none at all, a check that a detector does not rely on the simulated noise).
 
 Splits keep the test set unseen: real backgrounds are split by file (train / val / test / unused;
 every real scan that is not a train background stays available for measuring false alarms), and
@@ -142,11 +143,13 @@ def wildlife_items(rng, split, ppc, region, canvas, parts, boxes, names):
             break
 
 
-def render(parts, h, w, rng, noise_outside=True):
+def render(parts, h, w, rng, noise="everywhere"):
+    """Both energies' transmissions of `parts`; simulated photon noise `noise`: "everywhere",
+    "objects" (inside the objects only) or "none" (the same random draws, scaled to zero)."""
     sc = Scene(h, w)
     for mat, t, y, x in parts:
         sc.add(t, mat, y, x)
-    return sc.transmissions(rng, noise_outside=noise_outside)
+    return sc.transmissions(rng, noise=0.0 if noise == "none" else 0.008, noise_outside=noise == "everywhere")
 
 
 def simulated(rng, split, size, square=False):
@@ -190,9 +193,10 @@ def simulated(rng, split, size, square=False):
     return gray, "gray16", boxes, f"sim:{kind}", names, colour
 
 
-def projected(rng, split, xray: Path, bg_rel: str, noise_outside: bool = True):
-    """Threat image projection onto a real scan; `noise_outside=False` leaves the scan's pixels
-    outside every object as they were (no simulated photon noise added to them)."""
+def projected(rng, split, xray: Path, bg_rel: str, noise: str = "everywhere"):
+    """Threat image projection onto a real scan; `noise` as render's: "objects" leaves the scan's
+    pixels outside every object as they were, "none" adds no simulated noise at all (the real
+    scan's own noise shows through the objects, as in threat image projection at a station)."""
     bg = Image.open(xray / bg_rel)
     src = source_of(bg_rel)
     colour = bg.mode == "RGB" and src in ("sixray", "more_sixray", "more_opixray", "more_pidray", "more_eds")
@@ -210,7 +214,7 @@ def projected(rng, split, xray: Path, bg_rel: str, noise_outside: bool = True):
     ppc = W / (55.0 if (colour or src == "sixray") else 50.0 if src == "more_gdxray" else 30.0 if src == "packaged_goods" else 40.0)
     parts, boxes, names = [], [], []
     wildlife_items(rng, split, ppc, region, (H, W), parts, boxes, names)
-    t_low, t_high = render(parts, H, W, rng, noise_outside)
+    t_low, t_high = render(parts, H, W, rng, noise)
     if colour:
         obj = pseudo_colour(t_low, t_high).astype(np.float64) / 255.0
         out = np.clip(np.rint(arr * obj * 255.0), 0, 255).astype(np.uint8)
@@ -221,11 +225,11 @@ def projected(rng, split, xray: Path, bg_rel: str, noise_outside: bool = True):
 
 
 def one(args):
-    split, i, seed, size, xray, bgs, out, square, both, noise_outside = args
+    split, i, seed, size, xray, bgs, out, square, both, noise = args
     rng = np.random.default_rng([seed, SPLITS[split], i])
     if bgs and not square and rng.random() < 0.6:
         img, mode, boxes, bg, names, other = projected(rng, split, Path(xray), bgs[int(rng.integers(0, len(bgs)))],
-                                                          noise_outside)
+                                                          noise)
     else:
         img, mode, boxes, bg, names, other = simulated(rng, split, size, square)
     name = f"{split}_{i:05d}"
@@ -265,14 +269,18 @@ def main():
                     help="also write each simulated scan in its other rendering (SPLIT/other/NAME.png: 16-bit "
                          "grayscale for a colour scan, pseudo-colour for a grayscale one; same boxes)")
     noise = ap.add_mutually_exclusive_group()
-    noise.add_argument("--noise-inside-objects", dest="noise_everywhere", action="store_false", default=False,
+    noise.add_argument("--noise-inside-objects", dest="noise", action="store_const", const="objects", default="objects",
                        help="the default: on projected scans, simulated photon noise inside the objects only; the "
                             "real scan around them stays as it was, as a station's raw scan is")
-    noise.add_argument("--noise-everywhere", dest="noise_everywhere", action="store_true", default=False,
+    noise.add_argument("--noise-everywhere", dest="noise", action="store_const", const="everywhere",
                        help="the rendering before 2026-12-04 (xray-v1, -v2 and -v3 were trained and measured on "
                             "it; reproduces their data byte for byte): photon noise over the whole projected scan, "
                             "which a detector can learn to tell from a raw one (models/xray-v3/MODEL_CARD.md, "
                             "'A render shortcut')")
+    noise.add_argument("--no-object-noise", dest="noise", action="store_const", const="none",
+                       help="projected objects without simulated photon noise (same objects and boxes as the "
+                            "default): a check that a detector does not find objects by the noise the simulator "
+                            "puts inside them, which a real parcel's objects do not carry")
     a = ap.parse_args()
     bgs = real_backgrounds(a.xray, a.backgrounds)
     if not bgs and not a.square:
@@ -289,7 +297,7 @@ def main():
         (a.out / split / "labels").mkdir(parents=True, exist_ok=True)
         mine = [p for p, s in bgs if s == split]
         jobs += [(split, i, a.seed, a.size, str(a.xray), mine, str(a.out), a.square, a.both,
-                  a.noise_everywhere) for i in range(n)]
+                  a.noise) for i in range(n)]
     with Pool(a.workers) as pool:
         rows = pool.map(one, jobs, chunksize=8)
     with open(a.out / "manifest.csv", "w", newline="") as f:
