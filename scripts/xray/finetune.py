@@ -181,6 +181,19 @@ def zoom_out(x: torch.Tensor, targets: list, gen: torch.Generator, chance: float
     return out, t
 
 
+def add_station(d: Path, split: str, size: int, x, t, neg_x, neg_files):
+    """A station's reviewed scans (`tusk export reviewed --format coco` folder `d`) of `split`
+    added: scans with boxes (confirmed) to the boxed scans `x`/`t`, scans without (rejected alarms,
+    cleared parcels) to the real benign scans `neg_x`, mined like the others under source "station".
+    Their test split is left for measuring."""
+    s_x, s_t, s_files = T.load_split(d, split, size)
+    pos = [i for i, b in enumerate(s_t) if len(b)]
+    neg = [i for i, b in enumerate(s_t) if not len(b)]
+    print(f"station {d}: {split} {len(pos)} scans with boxes, {len(neg)} without", flush=True)
+    return (np.concatenate([x, s_x[pos]]), t + [s_t[i] for i in pos], np.concatenate([neg_x, s_x[neg]]),
+            neg_files + [f"station/{s_files[i]}" for i in neg])
+
+
 def make_batch(tr_all, tr_t, neg_all, idx, negs, a, gen):
     """One training batch: synthetic scans `idx` with their boxes and real benign scans `negs`
     (no boxes), augmented (zoom_out too when --zoom-out is set) and scanner-jittered, on the data's device."""
@@ -281,6 +294,9 @@ def main():
                     help="per-channel attenuation gain and gamma spread (scanner_jitter); 0: off")
     ap.add_argument("--zoom-out", type=float, default=0.0,
                     help="share of batches shrunk by a random factor in [0.5, 1) onto letterbox grey (zoom_out); 0: off")
+    ap.add_argument("--station", type=Path, action="append", default=[],
+                    help="a station's `tusk export reviewed --format coco` folder (repeatable): its train and val "
+                         "scans join training and the thresholds rule (add_station); its test scans do not")
     ap.add_argument("--target-recall", type=float, default=0.90)
     ap.add_argument("--max-fa", type=float, default=0.02)
     ap.add_argument("--limit", type=int, default=0, help="first N synthetic train scans only (smoke tests; xray-v4 trains on the first 2,000)")
@@ -294,6 +310,9 @@ def main():
     va_x, va_t, _ = T.load_split(a.data, "val", a.size)
     neg_x, neg_files = real_split(a.data, a.xray, "train", a.size)
     vneg_x, vneg_files = real_split(a.data, a.xray, "val", a.size)
+    for d in a.station:
+        tr_x, tr_t, neg_x, neg_files = add_station(d, "train", a.size, tr_x, tr_t, neg_x, neg_files)
+        va_x, va_t, vneg_x, vneg_files = add_station(d, "val", a.size, va_x, va_t, vneg_x, vneg_files)
     print(f"loaded {len(tr_x)} synthetic train, {len(va_x)} val, {len(neg_x)} real train, "
           f"{len(vneg_x)} real val scans in {time.time() - t0:.0f} s", flush=True)
 
@@ -409,7 +428,7 @@ def main():
         init=(str(a.warm) if a.warm else "ImageNet EfficientNet-Lite0" if a.arch == "lite0" else
               str(a.init.relative_to(ROOT)) if a.init.is_relative_to(ROOT) else str(a.init)), arch=a.arch,
         epochs=a.epochs, minutes=a.minutes, device=a.device, lr=a.lr, negatives=a.negatives, balance_sources=a.balance_sources, warmup=a.warmup,
-        zoom_out=a.zoom_out,
+        zoom_out=a.zoom_out, station=[str(d) for d in a.station],
         log=log), indent=2))
     print(f"wrote {onnx_path} and thresholds.json", flush=True)
 
