@@ -134,6 +134,10 @@ fn eval_with_boxes_reports_ap_and_detection_rate() {
     }
     assert_eq!(m["boxes"]["live_reptile"]["boxes"], 2);
     assert_eq!(m["flagged_any_by_dataset_label"]["synthetic"], serde_json::json!([4, 6]));
+    // 4 of 6 is a wide range: SciPy's beta quantiles give 22.3 % to 95.7 %
+    let interval: Vec<f64> =
+        m["flagged_any_interval_95"]["synthetic"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!((interval[0] - 0.222_78).abs() < 1e-4 && (interval[1] - 0.956_73).abs() < 1e-4, "{interval:?}");
 }
 
 /// Scans the fixtures as X-ray with a store in `dir` and `extra` arguments, asserting a setup

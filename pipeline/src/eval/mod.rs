@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub mod boxes;
+pub mod interval;
 
 use crate::infer::manifest::Task;
 use crate::pipeline::{self, Progress, ScanError, ScanOptions};
@@ -239,6 +240,9 @@ pub struct ModelReport {
     pub flagged_by_dataset_label: BTreeMap<String, BTreeMap<String, [u64; 2]>>,
     /// Per dataset label: [images flagged with any label, images] — a scanner's alarm rate.
     pub flagged_any_by_dataset_label: BTreeMap<String, [u64; 2]>,
+    /// Per dataset label: the exact 95 % interval of that alarm rate ([lower, upper]), because a
+    /// rate on a few hundred scans is a range, not a number.
+    pub flagged_any_interval_95: BTreeMap<String, [f64; 2]>,
     /// Detectors measured against true boxes (`--boxes`): per tusk label.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub boxes: BTreeMap<String, boxes::BoxMetrics>,
@@ -291,7 +295,7 @@ impl std::fmt::Display for Report {
             for n in &names {
                 write!(f, " {n:>16}")?;
             }
-            writeln!(f, " {:>16}", "any label")?;
+            writeln!(f, " {:>16} {:>13}", "any label", "95% interval")?;
             for (dataset_label, cells) in &m.flagged_by_dataset_label {
                 let total = cells.values().map(|c| c[1]).max().unwrap_or(0);
                 write!(f, "  {dataset_label:<24} {total:>6}")?;
@@ -299,7 +303,10 @@ impl std::fmt::Display for Report {
                 for n in &names {
                     write!(f, " {:>16}", cell(cells.get(*n).copied().unwrap_or([0, 0])))?;
                 }
-                writeln!(f, " {:>16}", cell(m.flagged_any_by_dataset_label.get(dataset_label).copied().unwrap_or([0, 0])))?;
+                let interval = m.flagged_any_interval_95.get(dataset_label).map_or("-".to_string(), |[lo, hi]| {
+                    format!("{:.1}-{:.1}%", lo * 100.0, hi * 100.0)
+                });
+                writeln!(f, " {:>16} {interval:>13}", cell(m.flagged_any_by_dataset_label.get(dataset_label).copied().unwrap_or([0, 0])))?;
             }
         }
         Ok(())
@@ -343,6 +350,8 @@ pub fn report_model(
         cell[0] += u64::from(any);
         cell[1] += 1;
     }
+    let flagged_any_interval_95 =
+        flagged_any.iter().filter_map(|(l, &[k, n])| Some((l.clone(), interval::clopper_pearson_95(k, n)?))).collect();
     ModelReport {
         model: model.to_string(),
         version: version.to_string(),
@@ -350,6 +359,7 @@ pub fn report_model(
         labels,
         flagged_by_dataset_label: flagged,
         flagged_any_by_dataset_label: flagged_any,
+        flagged_any_interval_95,
         boxes: BTreeMap::new(),
     }
 }
