@@ -359,10 +359,13 @@ fn reviewed_flags_measure_models_and_export_training_data() {
     let ivory = row("listing-v1", "ivory");
     assert_eq!((ivory["confirmed"].as_u64(), ivory["rejected"].as_u64()), (Some(2), Some(1)), "{ivory}");
     assert!((ivory["precision"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    // 2 of 3 confirmed pins precision down to 9.4 %-99.2 % (SciPy's beta quantiles)
+    let interval = &ivory["precision_interval_95"];
+    assert!((interval[0].as_f64().unwrap() - 0.0943).abs() < 1e-3 && (interval[1].as_f64().unwrap() - 0.9916).abs() < 1e-3, "{ivory}");
     assert_eq!(ivory["reasons"], json!({"resin": 1}));
     assert_eq!(row("xray-v4", "live_reptile")["confirmed"], 1);
     let table = common::succeeded(common::tusk(&["eval", "--reviewed", "--db", db.to_str().unwrap()]), "tusk eval --reviewed");
-    assert!(table.contains("listing-v1") && table.contains("0.667"), "{table}");
+    assert!(table.contains("listing-v1") && table.contains("0.667") && table.contains("0.09-0.99"), "{table}");
 
     // Listing photos as scripts/train's labels.csv, pictures beside it.
     let csv_dir = s.dir.path().join("export-csv");

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::eval::interval::clopper_pearson_95;
 use crate::reuse::{self, Catalog, HashKind, Rule};
 use crate::store::review::standing;
 use crate::store::{Decision, DecisionFilter, Store, StoreError};
@@ -44,6 +45,9 @@ pub struct ReviewedPrecision {
     pub rejected: u64,
     /// confirmed / (confirmed + rejected).
     pub precision: f64,
+    /// Its exact 95 % interval ([lower, upper]; [0, 1] before any decision): 2 of 3 confirmed
+    /// says little yet, and whoever acts on the model's flags should see that.
+    pub precision_interval_95: [f64; 2],
     /// Rejections by reason.
     pub reasons: BTreeMap<String, u64>,
 }
@@ -72,6 +76,7 @@ pub async fn precision(store: &Store) -> Result<Vec<ReviewedPrecision>, StoreErr
         .into_values()
         .map(|mut r| {
             r.precision = r.confirmed as f64 / (r.confirmed + r.rejected).max(1) as f64;
+            r.precision_interval_95 = clopper_pearson_95(r.confirmed, r.confirmed + r.rejected).unwrap_or([0.0, 1.0]);
             r
         })
         .collect())

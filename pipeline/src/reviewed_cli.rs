@@ -72,10 +72,18 @@ pub fn run_report(db: Db, json: bool) -> ExitCode {
         println!("no reviewed flags in {db} yet");
         return ExitCode::SUCCESS;
     }
-    println!("{:<14} {:<8} {:<16} {:>9} {:>8} {:>9}  rejected because", "model", "version", "label", "confirmed", "rejected", "precision");
+    println!(
+        "{:<14} {:<8} {:<16} {:>9} {:>8} {:>9} {:>13}  rejected because",
+        "model", "version", "label", "confirmed", "rejected", "precision", "95% interval"
+    );
     for r in &rows {
         let reasons: Vec<String> = r.reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!("{:<14} {:<8} {:<16} {:>9} {:>8} {:>9.3}  {}", r.model, r.version, r.label, r.confirmed, r.rejected, r.precision, reasons.join(", "));
+        let [lo, hi] = r.precision_interval_95;
+        let interval = format!("{lo:.2}-{hi:.2}");
+        println!(
+            "{:<14} {:<8} {:<16} {:>9} {:>8} {:>9.3} {interval:>13}  {}",
+            r.model, r.version, r.label, r.confirmed, r.rejected, r.precision, reasons.join(", ")
+        );
     }
     ExitCode::SUCCESS
 }
