@@ -22,6 +22,11 @@ Thresholds (validation only): per class the score at which validation recall is 
 then one common floor raised until at most --max-fa of the real validation scans (no projected
 object) are flagged for any label; the 95 % Clopper-Pearson interval of that rate is printed.
 Resumable: a checkpoint is written after every epoch to --work and picked up by a rerun.
+
+--station DIR adds a station's reviewed scans (a `tusk export reviewed --format coco` folder:
+confirmed scans to training, rejected and cleared ones to the mined real negatives, its val split
+to the thresholds rule; models/xray-v4/MODEL_CARD.md, "Retraining with a station's reviewed
+scans"). --zoom-out P shrinks a share P of the batches (a trial, models/xray-v4/trials/zoom-out.md).
 """
 
 import argparse
