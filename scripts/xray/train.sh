@@ -117,6 +117,14 @@ case "$version" in
         --seed 1208 "$@" ;;
   *) echo "train.sh: unknown version $version" >&2; exit 2 ;;
 esac
-sha256sum "models/$version/$version.onnx"
-cat "models/$version/thresholds.json"
-echo "update models/$version/model.toml (sha256, thresholds), then measure it (see the top of this script)"
+# where the last step wrote: models/<version>, or the --out given among the extra arguments
+out="models/$version"
+while [ $# -gt 0 ]; do
+  if [ "$1" = --out ] && [ $# -gt 1 ]; then out="$2"; fi
+  shift
+done
+onnx="$out/$(basename "$out").onnx"  # finetune.py names it after its folder; train_detector.py writes xray-v1.onnx
+[ -f "$onnx" ] || onnx="$out/$version.onnx"
+sha256sum "$onnx"
+cat "$out/thresholds.json"
+echo "update $out/model.toml (sha256, thresholds), then measure it (see the top of this script)"
