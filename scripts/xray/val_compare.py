@@ -42,8 +42,10 @@ def main() -> None:
     for path in a.models:
         model = load(path)
         th, floor, best, vmax, recall_th = F.choose_thresholds(model, va_x, va_t, vneg_x, a.size, a.target_recall, a.max_fa)
-        found = " / ".join(f"{(best[n] >= th[n]).mean():.1%}" for n in T.CLASSES)
-        print(f"{path}: floor {floor:.3f}, validation detection {' / '.join(T.CLASSES)} {found}", flush=True)
+        def found(th: dict) -> str:
+            return " / ".join(f"{(best[n] >= th[n]).mean():.1%}" for n in T.CLASSES)
+
+        print(f"{path}: floor {floor:.3f}, validation detection {' / '.join(T.CLASSES)} {found(th)}", flush=True)
         fired = (vmax >= np.array([th[n] for n in T.CLASSES])).any(1)
         per = {}
         for f, hit in zip(vneg_files, fired):
@@ -54,11 +56,11 @@ def main() -> None:
               + ", ".join(f"{src} {k}/{n}" for src, (k, n) in sorted(per.items())), flush=True)
         if a.curve:
             for allowed in (1, 2, 3, 4, 5, 6, 8, 11):
-                cth, cfloor = F.floor_thresholds(recall_th, vmax, allowed / len(vmax))
+                # half a scan over `allowed`: allowed / n * n can round below allowed (3 / 47 * 47 < 3)
+                cth, cfloor = F.floor_thresholds(recall_th, vmax, (allowed + 0.5) / len(vmax))
                 flagged = int((vmax >= np.array([cth[n] for n in T.CLASSES])).any(1).sum())
-                found = " / ".join(f"{(best[n] >= cth[n]).mean():.1%}" for n in T.CLASSES)
                 print(f"  at most {allowed:>2} real validation scans flagged: floor {cfloor:.3f}, {flagged} flagged, "
-                      f"detection {found}", flush=True)
+                      f"detection {found(cth)}", flush=True)
 
 
 def load(path: Path):
