@@ -243,7 +243,7 @@ def loss_fn(raw, targets, size):
     w = (p - q).abs().pow(2.0)  # focal-style weight
     l_cls = (F.binary_cross_entropy_with_logits(logits, q, reduction="none") * w).sum() / npos
     l_box = (1.0 - g).sum() / npos
-    return l_cls + 2.0 * l_box, float(l_cls), float(l_box)
+    return l_cls + 2.0 * l_box, float(l_cls.detach()), float(l_box.detach())
 
 
 # ------------------------------------------------------------------ evaluation helpers
