@@ -422,11 +422,8 @@ def main():
               f"val recall {report[name]['val_recall']:.3f}", flush=True)
     print(f"real validation scans flagged (any label): {flagged}/{len(vmax)} = {flagged / len(vmax):.1%} "
           f"(95 % interval {lo:.1%} - {hi:.1%})", flush=True)
-    ex = T.Export(model.cpu(), a.size).eval()
     onnx_path = a.out / f"{a.out.name}.onnx"
-    torch.onnx.export(ex, torch.zeros(1, 3, a.size, a.size), onnx_path, input_names=["images"],
-                      output_names=["output0"], dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
-                      opset_version=17, dynamo=False)
+    T.export_onnx(model, a.size, onnx_path)
     (a.out / "thresholds.json").write_text(json.dumps(dict(
         thresholds=th, validation=report, common_floor=round(float(floor), 4),
         val_real_flagged=[flagged, len(vmax)], val_real_flagged_interval=[round(lo, 4), round(hi, 4)],

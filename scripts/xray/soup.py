@@ -47,11 +47,8 @@ def main() -> None:
 
         model = LiteDet(len(T.CLASSES), frozen=99)
         model.load_state_dict(state)
-        ex = T.Export(model.eval(), a.size).eval()
         path = a.out / f"{a.out.name}.onnx"
-        torch.onnx.export(ex, torch.zeros(1, 3, a.size, a.size), path, input_names=["images"],
-                          output_names=["output0"], dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
-                          opset_version=17, dynamo=False)
+        T.export_onnx(model.eval(), a.size, path)
         print(f"wrote {path}", flush=True)
 
 

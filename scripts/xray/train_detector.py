@@ -163,6 +163,14 @@ def decode(raw, size):
     return torch.cat(boxes, 1), torch.cat(logits, 1)
 
 
+def export_onnx(model: nn.Module, size: int, path) -> None:
+    """Writes `model` (moved to the CPU) as the graph tusk runs (Export: YOLOv8 layout, opset 17,
+    dynamic batch), the one export every training recipe shares."""
+    ex = Export(model.cpu(), size).eval()
+    torch.onnx.export(ex, torch.zeros(1, 3, size, size), path, input_names=["images"], output_names=["output0"],
+                      dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}}, opset_version=17, dynamo=False)
+
+
 class Export(nn.Module):
     """The graph tusk runs: images [B,3,S,S] in 0..1 -> output0 [B, 4 + nc, A] (YOLOv8 layout)."""
 
@@ -401,10 +409,7 @@ def main():
               f"bg flagged {report[name]['val_background_fa']}", flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), a.out / "xray-v1.pt")
-    ex = Export(model.cpu(), a.size).eval()
-    dummy = torch.zeros(1, 3, a.size, a.size)
-    torch.onnx.export(ex, dummy, a.out / "xray-v1.onnx", input_names=["images"], output_names=["output0"],
-                      dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}}, opset_version=17, dynamo=False)
+    export_onnx(model, a.size, a.out / "xray-v1.onnx")
     (a.out / "thresholds.json").write_text(json.dumps(dict(thresholds=thresholds, validation=report,
                                                            train_minutes=round(train_minutes, 1),
                                                            device=a.device, epochs=a.epochs), indent=2))
