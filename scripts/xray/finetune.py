@@ -110,6 +110,12 @@ def scanner_jitter(x: torch.Tensor, gen: torch.Generator, amount: float) -> torc
     return (1 - (1 - x) * gains).clamp(0, 1).pow(gamma)
 
 
+def flagged(vmax: np.ndarray, th: dict) -> np.ndarray:
+    """Which real scans (rows of vmax: best score per label) the thresholds `th` flag for any
+    label: the alarm the rule bounds, counted the same way everywhere."""
+    return (vmax >= np.array([th[n] for n in T.CLASSES])).any(1)
+
+
 def floor_thresholds(recall_th: dict, vmax: np.ndarray, max_fa: float) -> tuple[dict, float]:
     """The thresholds rule: each label's recall threshold, then one common floor (0.05 + 0.005 k)
     raised until at most max_fa of the real validation scans (rows of vmax: best score per label)
@@ -117,8 +123,7 @@ def floor_thresholds(recall_th: dict, vmax: np.ndarray, max_fa: float) -> tuple[
     floor = 0.05
     for floor in np.arange(0.05, 0.951, 0.005):
         th = {n: max(recall_th[n], floor) for n in T.CLASSES}
-        flagged = int((vmax >= np.array([th[n] for n in T.CLASSES])).any(1).sum())
-        if flagged <= max_fa * len(vmax):
+        if int(flagged(vmax, th).sum()) <= max_fa * len(vmax):
             break
     return {n: round(float(max(recall_th[n], floor)), 4) for n in T.CLASSES}, floor
 
@@ -411,8 +416,8 @@ def main():
     model.eval()
     th, floor, best, vmax, recall_th = choose_thresholds(model, va_x, va_t, vneg_x, a.size, a.target_recall,
                                                          a.max_fa, dev)
-    flagged = int((vmax >= np.array([th[n] for n in T.CLASSES])).any(1).sum())
-    lo, hi = clopper_pearson(flagged, len(vmax))
+    n_flagged = int(flagged(vmax, th).sum())
+    lo, hi = clopper_pearson(n_flagged, len(vmax))
     report = {}
     for name in T.CLASSES:
         s = best[name]
@@ -420,13 +425,13 @@ def main():
                             val_recall=float((s >= th[name]).mean()), val_boxes=int(len(s)))
         print(f"{name}: threshold {th[name]} (recall rule {recall_th[name]:.4f}) "
               f"val recall {report[name]['val_recall']:.3f}", flush=True)
-    print(f"real validation scans flagged (any label): {flagged}/{len(vmax)} = {flagged / len(vmax):.1%} "
+    print(f"real validation scans flagged (any label): {n_flagged}/{len(vmax)} = {n_flagged / len(vmax):.1%} "
           f"(95 % interval {lo:.1%} - {hi:.1%})", flush=True)
     onnx_path = a.out / f"{a.out.name}.onnx"
     T.export_onnx(model, a.size, onnx_path)
     (a.out / "thresholds.json").write_text(json.dumps(dict(
         thresholds=th, validation=report, common_floor=round(float(floor), 4),
-        val_real_flagged=[flagged, len(vmax)], val_real_flagged_interval=[round(lo, 4), round(hi, 4)],
+        val_real_flagged=[n_flagged, len(vmax)], val_real_flagged_interval=[round(lo, 4), round(hi, 4)],
         init=(str(a.warm) if a.warm else "ImageNet EfficientNet-Lite0" if a.arch == "lite0" else
               str(a.init.relative_to(ROOT)) if a.init.is_relative_to(ROOT) else str(a.init)), arch=a.arch,
         epochs=a.epochs, minutes=a.minutes, device=a.device, lr=a.lr, negatives=a.negatives, balance_sources=a.balance_sources, warmup=a.warmup,

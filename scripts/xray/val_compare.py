@@ -18,7 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import finetune as F  # noqa: E402
-import numpy as np  # noqa: E402
 import train_detector as T  # noqa: E402
 from synth import source_of  # noqa: E402
 
@@ -46,7 +45,7 @@ def main() -> None:
             return " / ".join(f"{(best[n] >= th[n]).mean():.1%}" for n in T.CLASSES)
 
         print(f"{path}: floor {floor:.3f}, validation detection {' / '.join(T.CLASSES)} {found(th)}", flush=True)
-        fired = (vmax >= np.array([th[n] for n in T.CLASSES])).any(1)
+        fired = F.flagged(vmax, th)
         per = {}
         for f, hit in zip(vneg_files, fired):
             k = per.setdefault(source_of(f), [0, 0])
@@ -58,8 +57,8 @@ def main() -> None:
             for allowed in (1, 2, 3, 4, 5, 6, 8, 11):
                 # half a scan over `allowed`: allowed / n * n can round below allowed (3 / 47 * 47 < 3)
                 cth, cfloor = F.floor_thresholds(recall_th, vmax, (allowed + 0.5) / len(vmax))
-                flagged = int((vmax >= np.array([cth[n] for n in T.CLASSES])).any(1).sum())
-                print(f"  at most {allowed:>2} real validation scans flagged: floor {cfloor:.3f}, {flagged} flagged, "
+                print(f"  at most {allowed:>2} real validation scans flagged: floor {cfloor:.3f}, "
+                      f"{int(F.flagged(vmax, cth).sum())} flagged, "
                       f"detection {found(cth)}", flush=True)
 
 
