@@ -110,6 +110,18 @@ def scanner_jitter(x: torch.Tensor, gen: torch.Generator, amount: float) -> torc
     return (1 - (1 - x) * gains).clamp(0, 1).pow(gamma)
 
 
+def palette_mix(x: torch.Tensor, gen: torch.Generator, amount: float) -> torch.Tensor:
+    """Another scanner's palette: the colour channels' attenuations mixed by a random 3 x 3 matrix
+    near the identity (entries spread by `amount`, rows summing to one so grey stays grey), drawn
+    per scan. Wider than scanner_jitter's per-channel gains: a palette that maps organic matter to
+    green instead of orange (EDS, PIDray) is a mix of channels, not a gain on each."""
+    if amount <= 0:
+        return x
+    m = torch.eye(3) + amount * (2 * torch.rand((len(x), 3, 3), generator=gen) - 1)
+    m = (m / m.sum(2, keepdim=True)).to(x.device)
+    return (1 - torch.einsum("bij,bjhw->bihw", m, 1 - x)).clamp(0, 1)
+
+
 def flagged(vmax: np.ndarray, th: dict) -> np.ndarray:
     """Which real scans (rows of vmax: best score per label) the thresholds `th` flag for any
     label: the alarm the rule bounds, counted the same way everywhere."""
@@ -204,13 +216,17 @@ def add_station(d: Path, split: str, size: int, x, t, neg_x, neg_files):
             neg_files + [f"station/{s_files[i]}" for i in neg])
 
 
-def make_batch(tr_all, tr_t, neg_all, idx, negs, a, gen):
+def make_batch(tr_all, tr_t, neg_all, idx, negs, a, gen, look=None):
     """One training batch: synthetic scans `idx` with their boxes and real benign scans `negs`
-    (no boxes), augmented (zoom_out too when --zoom-out is set) and scanner-jittered, on the data's device."""
+    (no boxes), augmented (zoom_out too when --zoom-out is set) and scanner-jittered, on the data's
+    device. With --palette the palettes are mixed too, drawn from `look` (a generator of their own,
+    so that every other draw is the run's without --palette)."""
     x = torch.cat([tr_all[idx], neg_all[torch.from_numpy(negs)]]).permute(0, 3, 1, 2).float() / 255.0
     t = [tr_t[j] for j in idx.tolist()] + [np.zeros((0, 5), np.float32)] * len(negs)
     x, t = T.augment(x, t, a.size, gen)
     x, t = zoom_out(x, t, gen, a.zoom_out)
+    if a.palette > 0:
+        x = palette_mix(x, look, a.palette)
     return scanner_jitter(x, gen, a.channel_jitter), t
 
 
@@ -234,7 +250,7 @@ def epochs_for(minutes: float, model, tr_all, tr_t, neg_all, neg_x, a, dev, step
         t0 = sync(dev)
         idx = torch.randint(len(tr_all), (a.batch - a.negatives,), generator=g)
         negs = torch.randint(len(neg_all), (a.negatives,), generator=g).numpy()
-        x, t = make_batch(tr_all, tr_t, neg_all, idx, negs, a, g)
+        x, t = make_batch(tr_all, tr_t, neg_all, idx, negs, a, g, g)
         T.loss_fn(model(x), t, a.size)[0].backward()
         model.zero_grad(set_to_none=True)
         times.append(sync(dev) - t0)
@@ -302,6 +318,9 @@ def main():
     ap.add_argument("--mine-floor", type=float, default=0.2)
     ap.add_argument("--channel-jitter", type=float, default=0.0,
                     help="per-channel attenuation gain and gamma spread (scanner_jitter); 0: off")
+    ap.add_argument("--palette", type=float, default=0.0,
+                    help="spread of the random colour-channel mix applied per scan (palette_mix), for scanners "
+                         "whose palette training never saw; 0: off")
     ap.add_argument("--zoom-out", type=float, default=0.0,
                     help="share of batches shrunk by a random factor in [0.5, 1) onto letterbox grey (zoom_out); 0: off")
     ap.add_argument("--station", type=Path, action="append", default=[],
@@ -354,6 +373,7 @@ def main():
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     gen = torch.Generator().manual_seed(a.seed)
+    look = torch.Generator().manual_seed(a.seed + 1)  # --palette's draws only
     a.work.mkdir(parents=True, exist_ok=True)
     start, log = 0, []
     if c is not None:
@@ -361,6 +381,8 @@ def main():
         opt.load_state_dict(c["opt"])
         sched.load_state_dict(c["sched"])
         gen.set_state(c["gen"])
+        if "look" in c:
+            look.set_state(c["look"])
         start, log = c["epoch"], c["log"]
         print(f"resumed after epoch {start}", flush=True)
     neg_src = [source_of(f) for f in neg_files]
@@ -390,7 +412,7 @@ def main():
             else:  # the earlier recipes' draw, kept so that they reproduce
                 pick_r = torch.randint(len(neg_x), (a.negatives - k_hard,), generator=gen).numpy()
             negs = np.concatenate([pick_h, pick_r]).astype(np.int64)
-            x, t = make_batch(tr_all, tr_t, neg_all, idx, negs, a, gen)
+            x, t = make_batch(tr_all, tr_t, neg_all, idx, negs, a, gen, look)
             loss, lc, lb = T.loss_fn(model(x), t, a.size)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -408,7 +430,7 @@ def main():
         print(f"epoch {ep + 1}/{a.epochs}: cls {tot[0] / n:.3f} box {tot[1] / n:.3f} "
               f"({(time.time() - t_train) / 60:.1f} min)", flush=True)
         torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
-                        gen=gen.get_state(), epoch=ep + 1, epochs=a.epochs, log=log), ckpt)
+                        gen=gen.get_state(), look=look.get_state(), epoch=ep + 1, epochs=a.epochs, log=log), ckpt)
         # the weights alone (a quarter of the checkpoint's size): what --warm and val_compare.py
         # read, small enough to bring back from a borrowed GPU machine after every epoch
         torch.save(dict(model=model.state_dict(), epoch=ep + 1, log=log), a.out / "weights.pt")
