@@ -7,7 +7,9 @@ trained models without spending a test split (models/xray-v2/trials/round3.md).
 
   val_compare.py --data .cache/xray-v3-synth models/xray-v2/xray-v2.onnx .cache/xray-r3/xray-r3.onnx
 
-A `checkpoint.pt` or `weights.pt` of `finetune.py --arch lite0` is read as a LiteDet. Per source, the real
+A `checkpoint.pt` or `weights.pt` of `finetune.py --arch lite0` is read as a LiteDet, and so is an
+ONNX file whose graph holds EfficientNet-Lite0's blocks (xray-v3, xray-v4: shipped models compare
+without their PyTorch weights). Per source, the real
 validation scans flagged at the chosen thresholds are printed too: the rule bounds their total,
 and a scanner that is rare in training shows here first.
 """
@@ -24,7 +26,7 @@ from synth import source_of  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="+", type=Path, help="ONNX files in xray-v1's layout")
+    ap.add_argument("models", nargs="+", type=Path, help="ONNX files in xray-v1's output layout (TinyDet or LiteDet), or LiteDet .pt weights")
     ap.add_argument("--data", type=Path, required=True, help="synth.py output with a val split and backgrounds.csv")
     ap.add_argument("--xray", type=Path, default=F.ROOT.parent / "shared/datasets/xray")
     ap.add_argument("--size", type=int, default=384)
@@ -63,15 +65,21 @@ def main() -> None:
 
 
 def load(path: Path):
-    """A TinyDet from its ONNX file, or a LiteDet from a finetune.py --arch lite0 checkpoint or weights."""
+    """A detector from its ONNX file (a LiteDet when the graph has EfficientNet-Lite0's `blocks`, a
+    TinyDet otherwise; batch norm folded, the same function), or a LiteDet from a finetune.py
+    --arch lite0 checkpoint or weights."""
+    from litedet import LiteDet
+
     if path.suffix == ".pt":
         import torch
-        from litedet import LiteDet
 
         model = LiteDet(len(T.CLASSES), frozen=99)
         model.load_state_dict(torch.load(path, weights_only=False, map_location="cpu")["model"])
     else:
-        model = T.TinyDet()
+        import onnx
+
+        lite = any(n.name.startswith("/m/blocks") for n in onnx.load(str(path)).graph.node)
+        model = LiteDet(len(T.CLASSES), frozen=99) if lite else T.TinyDet()
         F.from_onnx(model, path)
     return model.eval()
 
