@@ -114,9 +114,12 @@ def palette_mix(x: torch.Tensor, gen: torch.Generator, amount: float) -> torch.T
     """Another scanner's palette: the colour channels' attenuations mixed by a random 3 x 3 matrix
     near the identity (entries spread by `amount`, rows summing to one so grey stays grey), drawn
     per scan. Wider than scanner_jitter's per-channel gains: a palette that maps organic matter to
-    green instead of orange (EDS, PIDray) is a mix of channels, not a gain on each."""
+    green instead of orange (EDS, PIDray) is a mix of channels, not a gain on each. `amount` below
+    1/3 keeps every row's sum (1 ± 3·amount) away from zero, which the scaling divides by."""
     if amount <= 0:
         return x
+    if amount >= 1 / 3:
+        raise ValueError(f"--palette {amount}: must be below 1/3")
     m = torch.eye(3) + amount * (2 * torch.rand((len(x), 3, 3), generator=gen) - 1)
     m = (m / m.sum(2, keepdim=True)).to(x.device)
     return (1 - torch.einsum("bij,bjhw->bihw", m, 1 - x)).clamp(0, 1)
