@@ -20,7 +20,7 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from backbone import efficientnet_lite  # noqa: E402
-from train_detector import add_pyramid, pyramid  # noqa: E402
+from train_detector import CLASSES, add_pyramid, pyramid  # noqa: E402
 
 FEATURE_STAGES = (2, 4, 6)  # Lite0 stages whose outputs are the stride 8, 16 and 32 maps
 
@@ -58,3 +58,12 @@ class LiteDet(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Raw outputs per level: [B, 4 + nc, H, W], as TinyDet's."""
         return [self.head(p) for p in pyramid(self, *self.trunk(x))]
+
+
+def for_weights(state: dict | None = None) -> LiteDet:
+    """A LiteDet of tusk's labels with every stage open, holding `state` (a saved `model` state
+    dict) when given: what soup.py and val_compare.py load trained weights into."""
+    model = LiteDet(len(CLASSES), frozen=99)
+    if state is not None:
+        model.load_state_dict(state)
+    return model

@@ -43,10 +43,9 @@ def main() -> None:
     torch.save(dict(model=state, soup=[str(p) for p in a.weights]), a.out / "weights.pt")
     print(f"averaged {len(a.weights)} models into {a.out / 'weights.pt'}", flush=True)
     if a.onnx:
-        from litedet import LiteDet
+        from litedet import for_weights
 
-        model = LiteDet(len(T.CLASSES), frozen=99)
-        model.load_state_dict(state)
+        model = for_weights(state)
         path = a.out / f"{a.out.name}.onnx"
         T.export_onnx(model.eval(), a.size, path)
         print(f"wrote {path}", flush=True)

@@ -68,25 +68,19 @@ def load(path: Path):
     """A detector from its ONNX file (a LiteDet when the graph has EfficientNet-Lite0's `blocks`, a
     TinyDet otherwise; batch norm folded, the same function), or a LiteDet from a finetune.py
     --arch lite0 checkpoint or weights."""
+    from litedet import for_weights
+
     if path.suffix == ".pt":
         import torch
 
-        model = lite_det()
-        model.load_state_dict(torch.load(path, weights_only=False, map_location="cpu")["model"])
+        model = for_weights(torch.load(path, weights_only=False, map_location="cpu")["model"])
     else:
         import onnx
 
         lite = any(n.name.startswith("/m/blocks") for n in onnx.load(str(path)).graph.node)
-        model = lite_det() if lite else T.TinyDet()
+        model = for_weights() if lite else T.TinyDet()
         F.from_onnx(model, path)
     return model.eval()
-
-
-def lite_det():
-    """An untrained LiteDet of tusk's labels, every stage open, for weights to be loaded into."""
-    from litedet import LiteDet
-
-    return LiteDet(len(T.CLASSES), frozen=99)
 
 
 if __name__ == "__main__":
